@@ -1,0 +1,156 @@
+"""The audit trail (R22, R23): ``record`` for writes and reads, ``verify_chain`` for tampering.
+
+Every clinical write records an entry inside the action's transaction, so the entry exists if and
+only if the write does. Reads of a patient's health data record an entry in their own small
+transaction. Entries never carry identity numbers, tokens or message bodies: only ids and codes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Model
+
+from nethospital.core import clock, context
+from nethospital.core.choices import AuditOutcome
+from nethospital.core.models import AuditChainHead, AuditEntry
+
+GENESIS_HASH = "0" * 64
+
+
+def _canonical(entry: AuditEntry) -> bytes:
+    payload = {
+        "sequence": entry.sequence,
+        "occurred_at": entry.occurred_at.isoformat(),
+        "actor_id": entry.actor_id,
+        "actor_role": entry.actor_role,
+        "action": entry.action,
+        "object_type": entry.object_type,
+        "object_id": entry.object_id,
+        "patient_id": entry.patient_id,
+        "hospital_id": entry.hospital_id,
+        "client_address": entry.client_address,
+        "channel": entry.channel,
+        "outcome": entry.outcome,
+        "detail": entry.detail,
+        "previous_hash": entry.previous_hash,
+    }
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def compute_hash(entry: AuditEntry) -> str:
+    return hashlib.sha256(_canonical(entry)).hexdigest()
+
+
+def _lock_head() -> AuditChainHead:
+    head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
+    if head is None:
+        try:
+            with transaction.atomic():
+                AuditChainHead.objects.create(pk=1)
+        except IntegrityError:
+            pass  # another writer created it first
+        head = AuditChainHead.objects.select_for_update().get(pk=1)
+    return head
+
+
+def _object_ref(obj: Model | None) -> tuple[str, str]:
+    if obj is None:
+        return "", ""
+    return obj._meta.label_lower, str(obj.pk)
+
+
+def _id_of(value: Model | int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, Model):
+        return int(value.pk)
+    return int(value)
+
+
+def record(
+    actor: Any,
+    action: str,
+    obj: Model | None = None,
+    *,
+    patient: Model | int | None = None,
+    hospital: Model | int | None = None,
+    outcome: str = AuditOutcome.SUCCESS,
+    role: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Append one entry to the chain. Call it last in an action, inside the action's transaction,
+    so the chain lock is held only for the moment before commit."""
+    ctx = context.current()
+    actor_id = getattr(actor, "pk", None) if actor is not None and getattr(actor, "is_authenticated", False) else None
+    if role is None:
+        role_label = getattr(actor, "audit_role_label", None)
+        role = role_label() if callable(role_label) else ""
+    object_type, object_id = _object_ref(obj)
+    with transaction.atomic():
+        head = _lock_head()
+        entry = AuditEntry(
+            sequence=head.sequence + 1,
+            occurred_at=clock.now(),
+            actor_id=actor_id,
+            actor_role=(role or "")[:40],
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            patient_id=_id_of(patient),
+            hospital_id=_id_of(hospital),
+            client_address=ctx.client_address,
+            channel=ctx.channel,
+            outcome=str(outcome),
+            detail=detail or {},
+            previous_hash=head.last_hash,
+        )
+        entry.entry_hash = compute_hash(entry)
+        entry.save(force_insert=True)
+        head.sequence = entry.sequence
+        head.last_hash = entry.entry_hash
+        head.save(update_fields=["sequence", "last_hash"])
+    return entry
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    checked: int
+    broken_at: int | None = None
+    reason: str = ""
+
+    @property
+    def is_intact(self) -> bool:
+        return self.broken_at is None
+
+
+def verify_chain(entries: Iterable[AuditEntry] | None = None) -> ChainReport:
+    """Walk the chain in order and report the first broken link: an altered entry (its hash no
+    longer matches), a removed entry (a gap in the sequence or a previous hash that points
+    elsewhere), or a removed tail (the head says there were more entries)."""
+    if entries is None:
+        entries = AuditEntry.objects.order_by("sequence").iterator(chunk_size=2000)
+    expected_sequence = 1
+    previous_hash = GENESIS_HASH
+    checked = 0
+    for entry in entries:
+        if entry.sequence != expected_sequence:
+            return ChainReport(checked, expected_sequence, f"entry {expected_sequence} is missing")
+        if entry.previous_hash != previous_hash:
+            return ChainReport(checked, entry.sequence, f"entry {entry.sequence} does not link to the entry before it")
+        if compute_hash(entry) != entry.entry_hash:
+            return ChainReport(checked, entry.sequence, f"entry {entry.sequence} was altered")
+        previous_hash = entry.entry_hash
+        expected_sequence += 1
+        checked += 1
+    head = AuditChainHead.objects.filter(pk=1).first()
+    if head is not None and head.sequence != checked:
+        return ChainReport(checked, checked + 1, f"entries after {checked} are missing (the head is at {head.sequence})")
+    if head is not None and checked and head.last_hash != previous_hash:
+        return ChainReport(checked, checked, f"entry {checked} does not match the chain head")
+    return ChainReport(checked)

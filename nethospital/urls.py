@@ -1,0 +1,21 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+
+from nethospital.api import api
+from nethospital.core import views as core_views
+
+
+urlpatterns = [
+    path("", include("nethospital.accounts.urls")),
+    path("", include("nethospital.directory.urls")),
+    path("", include("nethospital.records.urls")),
+    path("accounts/", include("allauth.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("api/", api.urls),
+    path("admin/", admin.site.urls),
+    path("healthz", core_views.healthz, name="healthz"),
+]
+
+if settings.DEBUG:  # pragma: no cover - development only
+    pass
