@@ -15,7 +15,7 @@ from nethospital.accounts.identity import keyed_hash
 from nethospital.accounts.models import FamilyLink, Patient, RoleGrant, User
 from nethospital.accounts.validation import FieldErrors, check_password, clean_email, clean_real_name
 from nethospital.core import audit, clock
-from nethospital.core.errors import PERMISSION_DENIED, DomainError, ensure
+from nethospital.core.errors import MFA_REQUIRED, PERMISSION_DENIED, DomainError, ensure
 
 
 def _identity_taken(number: str) -> bool:
@@ -180,6 +180,7 @@ def _may_grant(granter: User, role: str, organization_id: int | None) -> bool:
 
 @transaction.atomic
 def grant_role(granter: User, user: User, role: str, *, organization_id: int | None = None) -> RoleGrant:
+    ensure(granter.is_mfa_verified, MFA_REQUIRED)
     ensure(role in Role.values, errors.UNKNOWN_ROLE, field="role")
     if role in ORGANISATION_ROLES:
         ensure(organization_id is not None, errors.ROLE_NEEDS_ORGANISATION, field="organization")
@@ -200,6 +201,7 @@ def grant_role(granter: User, user: User, role: str, *, organization_id: int | N
 
 @transaction.atomic
 def revoke_role(revoker: User, grant_id: int) -> RoleGrant:
+    ensure(revoker.is_mfa_verified, MFA_REQUIRED)
     grant = RoleGrant.objects.select_for_update().filter(pk=grant_id, revoked_at__isnull=True).first()
     ensure(grant is not None and _may_grant(revoker, grant.role, grant.organization_id), PERMISSION_DENIED)
     assert grant is not None

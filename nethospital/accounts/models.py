@@ -105,9 +105,14 @@ class RoleGrant(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["user", "role", "organization"],
-                condition=Q(revoked_at__isnull=True),
-                name="rolegrant_unique_active",
-                nulls_distinct=False,
+                condition=Q(revoked_at__isnull=True, organization__isnull=False),
+                name="rolegrant_unique_active_in_organisation",
+            ),
+            # NULL organisations are distinct in a plain unique index, so global roles need their own.
+            models.UniqueConstraint(
+                fields=["user", "role"],
+                condition=Q(revoked_at__isnull=True, organization__isnull=True),
+                name="rolegrant_unique_active_global",
             ),
             models.CheckConstraint(
                 condition=Q(role__in=sorted(r.value for r in ORGANISATION_ROLES), organization__isnull=False)
