@@ -14,6 +14,8 @@ def _fresh_caches(settings):  # type: ignore[no-untyped-def]
     # Rate limits and axes counters live in the cache: start each test clean.
     from django.core.cache import cache
 
+    # Password hashing at production strength costs ~0.3 s a user; tests make hundreds of users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     cache.clear()
     yield
 

@@ -113,12 +113,14 @@ TEMPLATES = [
 SQLITE_PATH = VAR_DIR / "nethospital.sqlite3"
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")))}
+    DATABASES = {
+        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")))
+    }
 else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": SQLITE_PATH,
+            "NAME": str(SQLITE_PATH),
             "OPTIONS": {
                 # WAL lets readers proceed during a write; IMMEDIATE takes the write lock at the start
                 # of a transaction so two writers queue instead of failing half way.
@@ -176,7 +178,7 @@ ACCOUNT_EMAIL_VERIFICATION = "optional"
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_ADAPTER = "nethospital.accounts.adapter.AccountAdapter"
 ACCOUNT_LOGOUT_ON_GET = False
-ACCOUNT_RATE_LIMITS = False if env_bool("NETHOSPITAL_DISABLE_RATE_LIMITS", False) else {}
+ACCOUNT_RATE_LIMITS: dict[str, str] | bool = False if env_bool("NETHOSPITAL_DISABLE_RATE_LIMITS", False) else {}
 MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
 MFA_PASSKEY_LOGIN_ENABLED = True
 MFA_TOTP_ISSUER = "Net Hospital"
@@ -234,14 +236,12 @@ EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.conso
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Net Hospital <no-reply@nethospital.local>")
 
 # --- Domain policy ------------------------------------------------------------------------------
-NETHOSPITAL = {
-    # R5: a doctor needs at least this many years of independent practice.
-    "MIN_PRACTICE_YEARS": 3,
-    # R3: below this age a patient is a young child who always has a guardian.
-    "YOUNG_CHILD_AGE": 6,
-    # Roles that must complete a second factor before touching patient data (R6).
-    "MFA_REQUIRED_ROLES": ["doctor", "pharmacist", "hospital_admin", "regulator", "platform_admin"],
-}
+# R5: a doctor needs at least this many years of independent practice.
+NETHOSPITAL_MIN_PRACTICE_YEARS = int(os.environ.get("NETHOSPITAL_MIN_PRACTICE_YEARS", "3"))
+# R3: below this age a patient is a young child who always has a guardian.
+NETHOSPITAL_YOUNG_CHILD_AGE = 6
+# Roles that must complete a second factor before touching patient data (R6).
+NETHOSPITAL_MFA_REQUIRED_ROLES = ["doctor", "pharmacist", "hospital_admin", "regulator", "platform_admin"]
 
 LOGGING = {
     "version": 1,

@@ -126,7 +126,7 @@ def add_family_member(
         elif _identity_taken(real.resident.number):
             problems.add("id_number", errors.ID_NUMBER_TAKEN)
     problems.raise_if_any()
-    young_child_age = settings.NETHOSPITAL["YOUNG_CHILD_AGE"]
+    young_child_age = settings.NETHOSPITAL_YOUNG_CHILD_AGE
     age = _age(real.resident.birth_date)
     is_guardian = relationship in GUARDIAN_RELATIONSHIPS and age < 18
     if age < young_child_age:
@@ -155,7 +155,7 @@ def end_family_link(holder: User, link_id: int) -> FamilyLink:
     link = FamilyLink.objects.select_for_update().filter(pk=link_id, holder=holder, ended_at__isnull=True).first()
     ensure(link is not None, PERMISSION_DENIED)
     assert link is not None
-    if link.is_guardian and _age(link.patient.birth_date) < settings.NETHOSPITAL["YOUNG_CHILD_AGE"]:
+    if link.is_guardian and _age(link.patient.birth_date) < settings.NETHOSPITAL_YOUNG_CHILD_AGE:
         other_guardians = FamilyLink.objects.filter(
             patient=link.patient, is_guardian=True, ended_at__isnull=True
         ).exclude(pk=link.pk)
@@ -189,9 +189,7 @@ def grant_role(granter: User, user: User, role: str, *, organization_id: int | N
     ensure(_may_grant(granter, role, organization_id), PERMISSION_DENIED)
     try:
         with transaction.atomic():
-            grant = RoleGrant.objects.create(
-                user=user, role=role, organization_id=organization_id, granted_by=granter
-            )
+            grant = RoleGrant.objects.create(user=user, role=role, organization_id=organization_id, granted_by=granter)
     except IntegrityError:
         raise DomainError(errors.ROLE_ALREADY_GRANTED, field="role") from None
     user.forget_cached_roles()

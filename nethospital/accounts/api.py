@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 from django.http import HttpRequest
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 from ninja.security import django_auth
 
 from nethospital.accounts import actions, policy
+from nethospital.accounts.access import authenticated_user
 from nethospital.accounts.models import FamilyLink, Patient, User
 from nethospital.core.errors import NOT_FOUND, PERMISSION_DENIED, DomainError, ensure
 
@@ -109,58 +110,61 @@ def me_out(user: User) -> MeOut:
 
 
 def family_out(link: FamilyLink) -> FamilyOut:
-    return FamilyOut(id=link.pk, relationship=link.relationship, is_guardian=link.is_guardian, patient=patient_out(link.patient))
+    return FamilyOut(
+        id=link.pk, relationship=link.relationship, is_guardian=link.is_guardian, patient=patient_out(link.patient)
+    )
 
 
 @router.post("/auth/signup", response={201: MeOut}, summary="Sign up as a patient with a real-name identity")
-def sign_up(request: HttpRequest, payload: SignUpIn) -> tuple[int, MeOut]:
+def sign_up(request: HttpRequest, payload: SignUpIn) -> Status:
     user = actions.sign_up_patient(**payload.dict())
-    return 201, me_out(user)
+    return Status(201, me_out(user))
 
 
 @router.get("/me", response=MeOut, auth=django_auth, summary="My account")
 def me(request: HttpRequest) -> MeOut:
-    return me_out(request.user)  # type: ignore[arg-type]
+    return me_out(authenticated_user(request))
 
 
 @router.put("/me/language", response=MeOut, auth=django_auth)
 def set_language(request: HttpRequest, payload: LanguageIn) -> MeOut:
-    actions.set_preferred_language(request.user, payload.language)  # type: ignore[arg-type]
-    return me_out(request.user)  # type: ignore[arg-type]
+    actions.set_preferred_language(authenticated_user(request), payload.language)
+    return me_out(authenticated_user(request))
 
 
 @router.get("/me/family", response=list[FamilyOut], auth=django_auth)
 def list_family(request: HttpRequest) -> list[FamilyOut]:
-    links = FamilyLink.objects.filter(holder=request.user, ended_at__isnull=True).select_related("patient")
+    links = FamilyLink.objects.filter(holder=authenticated_user(request), ended_at__isnull=True).select_related(
+        "patient"
+    )
     return [family_out(link) for link in links.order_by("pk")]
 
 
 @router.post("/me/family", response={201: FamilyOut}, auth=django_auth)
-def add_family(request: HttpRequest, payload: FamilyIn) -> tuple[int, FamilyOut]:
-    link = actions.add_family_member(request.user, **payload.dict())  # type: ignore[arg-type]
-    return 201, family_out(link)
+def add_family(request: HttpRequest, payload: FamilyIn) -> Status:
+    link = actions.add_family_member(authenticated_user(request), **payload.dict())
+    return Status(201, family_out(link))
 
 
 @router.delete("/me/family/{link_id}", response={204: None}, auth=django_auth)
-def end_family(request: HttpRequest, link_id: int) -> tuple[int, None]:
-    if not FamilyLink.objects.filter(pk=link_id, holder=request.user, ended_at__isnull=True).exists():
+def end_family(request: HttpRequest, link_id: int) -> Status:
+    if not FamilyLink.objects.filter(pk=link_id, holder=authenticated_user(request), ended_at__isnull=True).exists():
         raise DomainError(NOT_FOUND)
-    actions.end_family_link(request.user, link_id)  # type: ignore[arg-type]
-    return 204, None
+    actions.end_family_link(authenticated_user(request), link_id)
+    return Status(204, None)
 
 
 @router.post("/admin/role-grants", response={201: RoleOut}, auth=django_auth, tags=["administration"])
-def grant_role(request: HttpRequest, payload: RoleGrantIn) -> tuple[int, RoleOut]:
-    granter: User = request.user  # type: ignore[assignment]
+def grant_role(request: HttpRequest, payload: RoleGrantIn) -> Status:
+    granter = authenticated_user(request)
     target = User.objects.filter(pk=payload.user_id).first()
     ensure(target is not None, PERMISSION_DENIED)
     assert target is not None
     grant = actions.grant_role(granter, target, payload.role, organization_id=payload.organization_id)
-    return 201, RoleOut(id=grant.pk, role=grant.role, organization_id=grant.organization_id)
+    return Status(201, RoleOut(id=grant.pk, role=grant.role, organization_id=grant.organization_id))
 
 
 @router.delete("/admin/role-grants/{grant_id}", response={204: None}, auth=django_auth, tags=["administration"])
-def revoke_role(request: HttpRequest, grant_id: int) -> tuple[int, None]:
-    actions.revoke_role(request.user, grant_id)  # type: ignore[arg-type]
-    return 204, None
-
+def revoke_role(request: HttpRequest, grant_id: int) -> Status:
+    actions.revoke_role(authenticated_user(request), grant_id)
+    return Status(204, None)

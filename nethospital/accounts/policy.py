@@ -15,7 +15,7 @@ SESSION_MARK = "nethospital_mfa_user"
 
 
 def requires_mfa(user: Any) -> bool:
-    required = set(settings.NETHOSPITAL["MFA_REQUIRED_ROLES"])
+    required = set(settings.NETHOSPITAL_MFA_REQUIRED_ROLES)
     return bool(user.is_authenticated and (user.roles() & required or user.is_staff or user.is_superuser))
 
 

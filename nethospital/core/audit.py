@@ -150,7 +150,9 @@ def verify_chain(entries: Iterable[AuditEntry] | None = None) -> ChainReport:
         checked += 1
     head = AuditChainHead.objects.filter(pk=1).first()
     if head is not None and head.sequence != checked:
-        return ChainReport(checked, checked + 1, f"entries after {checked} are missing (the head is at {head.sequence})")
+        return ChainReport(
+            checked, checked + 1, f"entries after {checked} are missing (the head is at {head.sequence})"
+        )
     if head is not None and checked and head.last_hash != previous_hash:
         return ChainReport(checked, checked, f"entry {checked} does not match the chain head")
     return ChainReport(checked)

@@ -18,13 +18,14 @@ class RequestContext:
     channel: str = "system"  # web, api, fhir, epcis, websocket, system
 
 
-_current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar(
-    "nethospital_request_context", default=RequestContext()
+_SYSTEM = RequestContext()
+_current: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
+    "nethospital_request_context", default=None
 )
 
 
 def current() -> RequestContext:
-    return _current.get()
+    return _current.get() or _SYSTEM
 
 
 @contextlib.contextmanager

@@ -28,7 +28,9 @@ def may_administer(user: User, organization_id: int | None) -> bool:
 def verification_queue(user: User) -> QuerySet[Practitioner]:
     """Practitioners this admin may verify: those registered at the admin's hospitals."""
     ensure(user.is_authenticated, PERMISSION_DENIED)
-    ensure(user.is_superuser or user.has_role(Role.PLATFORM_ADMIN) or user.has_role(Role.HOSPITAL_ADMIN), PERMISSION_DENIED)
+    ensure(
+        user.is_superuser or user.has_role(Role.PLATFORM_ADMIN) or user.has_role(Role.HOSPITAL_ADMIN), PERMISSION_DENIED
+    )
     ensure(user.is_mfa_verified, MFA_REQUIRED)
     qs = Practitioner.objects.select_related("user", "primary_institution", "department").prefetch_related(
         "specialties"

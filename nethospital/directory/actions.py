@@ -128,7 +128,7 @@ def change_verification(admin: User, practitioner_id: int, to_status: str, *, re
     if to_status == VerificationStatus.VERIFIED:
         ensure(practitioner.institution_consent, errors.NO_INSTITUTION_CONSENT)
         if practitioner.profession == Profession.PHYSICIAN:
-            min_years = settings.NETHOSPITAL["MIN_PRACTICE_YEARS"]
+            min_years = settings.NETHOSPITAL_MIN_PRACTICE_YEARS
             ensure(
                 practitioner.practice_years_on(clock.today()) >= min_years,
                 errors.TOO_LITTLE_PRACTICE,

@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 from ninja.security import django_auth
 
+from nethospital.accounts.access import authenticated_user
 from nethospital.core import clock
 from nethospital.directory import access, actions
 from nethospital.directory.models import Organization, Practitioner
@@ -102,7 +103,7 @@ def list_organizations(request: HttpRequest, filters: Query[OrganizationFilter])
 
 @router.get("/admin/practitioners", response=list[PractitionerAdminOut], auth=django_auth, tags=["administration"])
 def verification_queue(request: HttpRequest, filters: Query[QueueFilter]) -> list[PractitionerAdminOut]:
-    qs = access.verification_queue(request.user)  # type: ignore[arg-type]
+    qs = access.verification_queue(authenticated_user(request))
     if filters.status:
         qs = qs.filter(verification_status=filters.status)
     return [practitioner_admin_out(p) for p in qs.order_by("pk")[:500]]
@@ -116,8 +117,11 @@ def verification_queue(request: HttpRequest, filters: Query[QueueFilter]) -> lis
     summary="Verify, reject, suspend or reinstate a practitioner (R5)",
 )
 def change_status(request: HttpRequest, practitioner_id: int, payload: StatusIn) -> PractitionerAdminOut:
-    access.access_practitioner_for_admin(request.user, practitioner_id)  # type: ignore[arg-type]
+    access.access_practitioner_for_admin(authenticated_user(request), practitioner_id)
     practitioner = actions.change_verification(
-        request.user, practitioner_id, payload.status, reason=payload.reason  # type: ignore[arg-type]
+        authenticated_user(request),
+        practitioner_id,
+        payload.status,
+        reason=payload.reason,
     )
     return practitioner_admin_out(practitioner)

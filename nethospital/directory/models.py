@@ -19,12 +19,12 @@ class BilingualNameMixin(models.Model):
     class Meta:
         abstract = True
 
+    def __str__(self) -> str:
+        return self.name
+
     @property
     def name(self) -> str:
         return self.name_zh if (get_language() or "").startswith("zh") else self.name_en
-
-    def __str__(self) -> str:
-        return self.name
 
 
 class Organization(BilingualNameMixin, TimeStampedModel):
@@ -163,3 +163,6 @@ class VerificationEvent(models.Model):
     class Meta:
         verbose_name = _("verification event")
         ordering = ["occurred_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.practitioner_id}: {self.from_status} → {self.to_status}"

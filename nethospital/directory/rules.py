@@ -25,7 +25,7 @@ def practice_refusal(practitioner: Practitioner) -> ErrorCode | None:
         return errors.SUSPENDED
     if not practitioner.institution_consent:
         return errors.NO_INSTITUTION_CONSENT
-    if practitioner.practice_years_on(clock.today()) < settings.NETHOSPITAL["MIN_PRACTICE_YEARS"]:
+    if practitioner.practice_years_on(clock.today()) < settings.NETHOSPITAL_MIN_PRACTICE_YEARS:
         return errors.TOO_LITTLE_PRACTICE
     return None
 
@@ -37,12 +37,12 @@ def can_practise(practitioner: Practitioner) -> bool:
 def ensure_can_practise(practitioner: Practitioner) -> None:
     refusal = practice_refusal(practitioner)
     if refusal is not None:
-        raise DomainError(refusal, years=settings.NETHOSPITAL["MIN_PRACTICE_YEARS"])
+        raise DomainError(refusal, years=settings.NETHOSPITAL_MIN_PRACTICE_YEARS)
 
 
 def bookable_practitioners():  # type: ignore[no-untyped-def]
     """Practitioners who pass R5 today, as a queryset (for search and booking)."""
-    min_years = settings.NETHOSPITAL["MIN_PRACTICE_YEARS"]
+    min_years = settings.NETHOSPITAL_MIN_PRACTICE_YEARS
     today = clock.today()
     try:
         latest_start = today.replace(year=today.year - min_years)

@@ -10,6 +10,9 @@ Every opening is audited; every refusal is audited as denied.
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import TypedDict
+
 from nethospital.accounts.choices import Role
 from nethospital.accounts.models import FamilyLink, Patient, User
 from nethospital.core import audit
@@ -71,7 +74,11 @@ def access_patient_chart(user: User, patient_id: int, action: str = "view") -> P
             _check_clinician(user, patient)
     except DomainError as refusal:
         audit.record(
-            user, f"patient.chart.{action}", patient, patient=patient, outcome=AuditOutcome.DENIED,
+            user,
+            f"patient.chart.{action}",
+            patient,
+            patient=patient,
+            outcome=AuditOutcome.DENIED,
             detail={"reason": refusal.code},
         )
         if refusal.code not in (MFA_REQUIRED.code,) and refusal.status == 403 and not user.has_role(Role.DOCTOR):
@@ -82,7 +89,17 @@ def access_patient_chart(user: User, patient_id: int, action: str = "view") -> P
     return patient
 
 
-def access_log_for(user: User, patient_id: int) -> list[dict[str, object]]:
+class AccessLogRow(TypedDict):
+    when: dt.datetime
+    who: str
+    institution: str
+    role: str
+    action: str
+    outcome: str
+    is_self: bool
+
+
+def access_log_for(user: User, patient_id: int) -> list[AccessLogRow]:
     """Who opened this patient's records: for the patient and their family holders only."""
     from nethospital.core.models import AuditEntry
 
@@ -90,26 +107,27 @@ def access_log_for(user: User, patient_id: int) -> list[dict[str, object]]:
     if patient is None or not user.is_authenticated or not acts_for(user, patient):
         raise DomainError(NOT_FOUND)
     entries = list(
-        AuditEntry.objects.filter(patient_id=patient.pk, action__startswith="patient.chart.")
-        .order_by("-sequence")[:200]
+        AuditEntry.objects.filter(patient_id=patient.pk, action__startswith="patient.chart.").order_by("-sequence")[
+            :200
+        ]
     )
     actor_ids = {e.actor_id for e in entries if e.actor_id}
     names = {u.pk: str(u) for u in User.objects.filter(pk__in=actor_ids)}
     practitioners = {
         p.user_id: p for p in Practitioner.objects.filter(user_id__in=actor_ids).select_related("primary_institution")
     }
-    rows = []
+    rows: list[AccessLogRow] = []
     for entry in entries:
         practitioner = practitioners.get(entry.actor_id or 0)
         rows.append(
-            {
-                "when": entry.occurred_at,
-                "who": practitioner.legal_name if practitioner else names.get(entry.actor_id or 0, "—"),
-                "institution": str(practitioner.primary_institution) if practitioner else "",
-                "role": entry.actor_role,
-                "action": entry.action,
-                "outcome": entry.outcome,
-                "is_self": entry.actor_id == user.pk,
-            }
+            AccessLogRow(
+                when=entry.occurred_at,
+                who=practitioner.legal_name if practitioner else names.get(entry.actor_id or 0, "—"),
+                institution=str(practitioner.primary_institution) if practitioner else "",
+                role=entry.actor_role,
+                action=entry.action,
+                outcome=entry.outcome,
+                is_self=entry.actor_id == user.pk,
+            )
         )
     return rows

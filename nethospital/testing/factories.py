@@ -46,10 +46,14 @@ def patient_user(
 
 def staff_user(*, email: str | None = None, display_name: str = "", password: str = DEFAULT_PASSWORD) -> User:
     n = next(_counter)
-    return User.objects.create_user(email=email or f"staff{n}@example.org", password=password, display_name=display_name)
+    return User.objects.create_user(
+        email=email or f"staff{n}@example.org", password=password, display_name=display_name
+    )
 
 
-def hospital(*, name_zh: str = "北京协和医院", name_en: str = "Peking Union Medical College Hospital", tier: int = 3) -> Organization:
+def hospital(
+    *, name_zh: str = "北京协和医院", name_en: str = "Peking Union Medical College Hospital", tier: int = 3
+) -> Organization:
     n = next(_counter)
     return directory_actions.create_organization(
         None,
@@ -76,7 +80,9 @@ def internet_hospital(physical: Organization) -> Organization:
     )
 
 
-def specialty(code: str = "cardiology", name_zh: str = "心血管内科", name_en: str = "Cardiology", paediatric: bool = False) -> Specialty:
+def specialty(
+    code: str = "cardiology", name_zh: str = "心血管内科", name_en: str = "Cardiology", paediatric: bool = False
+) -> Specialty:
     return Specialty.objects.get_or_create(
         code=code, defaults={"name_zh": name_zh, "name_en": name_en, "is_paediatric": paediatric}
     )[0]
@@ -131,7 +137,9 @@ def doctor(
         admin = admin or hospital_admin(org)
         directory_actions.change_verification(admin, practitioner.pk, VerificationStatus.VERIFIED)
         if status == VerificationStatus.SUSPENDED:
-            directory_actions.change_verification(admin, practitioner.pk, VerificationStatus.SUSPENDED, reason="测试停诊")
+            directory_actions.change_verification(
+                admin, practitioner.pk, VerificationStatus.SUSPENDED, reason="测试停诊"
+            )
         elif status == VerificationStatus.REJECTED:
             raise ValueError("use change_verification from pending to reject")
         practitioner.refresh_from_db()

@@ -21,7 +21,10 @@ def code_for(secret: str, at: float | None = None, period: int = 30, digits: int
     return f"{value:0{digits}d}"
 
 
-def enable_totp(user, secret: str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP") -> str:  # type: ignore[no-untyped-def]
+DEMO_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # noqa: S105 - a published test secret, never a real one
+
+
+def enable_totp(user, secret: str = DEMO_SECRET) -> str:  # type: ignore[no-untyped-def]
     """Give ``user`` a TOTP authenticator (as if they had scanned the QR code); return the secret."""
     TOTP.activate(user, secret)
     return secret

@@ -18,15 +18,15 @@ NUMBER = make_number("330106", dt.date(1990, 3, 8), 123, Sex.FEMALE)
 
 
 def sign_up(**overrides):
-    fields = dict(
-        email="wang.fang@example.org",
-        password="Correct-Horse-42",
-        legal_name="王芳",
-        id_number=NUMBER,
-        birth_date=dt.date(1990, 3, 8),
-        sex=Sex.FEMALE,
-        phone="13912345678",
-    )
+    fields = {
+        "email": "wang.fang@example.org",
+        "password": "Correct-Horse-42",
+        "legal_name": "王芳",
+        "id_number": NUMBER,
+        "birth_date": dt.date(1990, 3, 8),
+        "sex": Sex.FEMALE,
+        "phone": "13912345678",
+    }
     fields.update(overrides)
     return actions.sign_up_patient(**fields)
 
@@ -87,8 +87,12 @@ def test_family_member_under_six_is_registered_with_the_holder_as_guardian():
     with clock.frozen(dt.datetime(2026, 11, 22, 9, 0, tzinfo=dt.UTC)):
         child_number = make_number("330106", dt.date(2023, 5, 1), 40, Sex.MALE)
         link = actions.add_family_member(
-            parent, legal_name="张小明", id_number=child_number, birth_date=dt.date(2023, 5, 1),
-            sex=Sex.MALE, relationship=Relationship.CHILD,
+            parent,
+            legal_name="张小明",
+            id_number=child_number,
+            birth_date=dt.date(2023, 5, 1),
+            sex=Sex.MALE,
+            relationship=Relationship.CHILD,
         )
     assert link.is_guardian is True
     assert link.patient.account is None
@@ -101,7 +105,11 @@ def test_a_child_under_six_cannot_be_added_as_a_sibling_or_spouse():
     before = counts()
     with pytest.raises(DomainError) as caught:
         actions.add_family_member(
-            holder, legal_name="张小红", id_number=child_number, birth_date=None, sex=None,
+            holder,
+            legal_name="张小红",
+            id_number=child_number,
+            birth_date=None,
+            sex=None,
             relationship=Relationship.SIBLING,
         )
     assert caught.value.code == errors.YOUNG_CHILD_NEEDS_GUARDIAN.code
@@ -111,12 +119,20 @@ def test_a_child_under_six_cannot_be_added_as_a_sibling_or_spouse():
 def test_the_only_guardian_of_a_young_child_cannot_end_the_link_but_an_adult_link_can_end():
     holder = factories.patient_user()
     child = actions.add_family_member(
-        holder, legal_name="张小明", id_number=make_number("330106", dt.date(2024, 6, 1), 42, Sex.MALE),
-        birth_date=None, sex=None, relationship=Relationship.CHILD,
+        holder,
+        legal_name="张小明",
+        id_number=make_number("330106", dt.date(2024, 6, 1), 42, Sex.MALE),
+        birth_date=None,
+        sex=None,
+        relationship=Relationship.CHILD,
     )
     parent = actions.add_family_member(
-        holder, legal_name="张建国", id_number=make_number("330106", dt.date(1950, 6, 1), 43, Sex.MALE),
-        birth_date=None, sex=None, relationship=Relationship.PARENT,
+        holder,
+        legal_name="张建国",
+        id_number=make_number("330106", dt.date(1950, 6, 1), 43, Sex.MALE),
+        birth_date=None,
+        sex=None,
+        relationship=Relationship.PARENT,
     )
     with pytest.raises(DomainError) as caught:
         actions.end_family_link(holder, child.pk)
@@ -138,7 +154,11 @@ def test_a_family_member_cannot_be_oneself_or_someone_already_registered():
         own_number = decrypt(patient.id_number_encrypted)
         with pytest.raises(DomainError) as caught:
             actions.add_family_member(
-                holder, legal_name="某人", id_number=own_number, birth_date=None, sex=None,
+                holder,
+                legal_name="某人",
+                id_number=own_number,
+                birth_date=None,
+                sex=None,
                 relationship=Relationship.SPOUSE,
             )
         assert caught.value.field_errors()["id_number"] == [str(expected.message)]
@@ -170,7 +190,11 @@ def test_a_hospital_admin_staffs_only_their_own_hospital_and_needs_mfa(city_hosp
     target = factories.staff_user()
     grant = actions.grant_role(admin, target, Role.PHARMACY_STAFF, organization_id=city_hospital.pk)
     assert grant.granted_by == admin
-    for role, org in [(Role.DOCTOR, other_hospital.pk), (Role.REGULATOR, None), (Role.HOSPITAL_ADMIN, city_hospital.pk)]:
+    for role, org in [
+        (Role.DOCTOR, other_hospital.pk),
+        (Role.REGULATOR, None),
+        (Role.HOSPITAL_ADMIN, city_hospital.pk),
+    ]:
         with pytest.raises(DomainError) as caught:
             actions.grant_role(admin, target, role, organization_id=org)
         assert caught.value.code == "permission_denied"

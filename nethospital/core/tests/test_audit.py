@@ -28,7 +28,10 @@ def test_record_keeps_client_address_and_channel_from_the_request_context(patien
     with context.using(context.RequestContext(client_address="10.1.2.3", channel="api")):
         entry = audit.record(patient_user, "patient.chart.view", None, patient=7, outcome=AuditOutcome.DENIED)
     assert (entry.client_address, entry.channel, entry.actor_id, entry.outcome) == (
-        "10.1.2.3", "api", patient_user.pk, "denied",
+        "10.1.2.3",
+        "api",
+        patient_user.pk,
+        "denied",
     )
     assert entry.actor_role == "patient"
 

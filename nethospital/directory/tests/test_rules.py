@@ -28,7 +28,9 @@ def test_pending_and_suspended_doctors_may_not(city_hospital):
 
 def test_verification_refuses_a_doctor_under_three_years_of_practice(city_hospital):
     with clock.frozen(NOW):
-        newcomer = factories.doctor(city_hospital, status=VerificationStatus.PENDING, practice_since=dt.date(2024, 1, 10))
+        newcomer = factories.doctor(
+            city_hospital, status=VerificationStatus.PENDING, practice_since=dt.date(2024, 1, 10)
+        )
         admin = factories.hospital_admin(city_hospital)
         with pytest.raises(DomainError) as caught:
             actions.change_verification(admin, newcomer.pk, VerificationStatus.VERIFIED)
@@ -86,15 +88,25 @@ def test_an_admin_of_another_hospital_cannot_verify_and_bad_transitions_are_refu
 
 def test_an_internet_hospital_must_be_attached_to_a_licensed_physical_hospital(city_hospital):
     pharmacy = actions.create_organization(
-        None, kind=OrganizationKind.PHARMACY, name_zh="康民大药房", name_en="Kangmin Pharmacy",
-        licence_number="YP-1", province="浙江省", city="杭州",
+        None,
+        kind=OrganizationKind.PHARMACY,
+        name_zh="康民大药房",
+        name_en="Kangmin Pharmacy",
+        licence_number="YP-1",
+        province="浙江省",
+        city="杭州",
     )
     before = Organization.objects.count()
     for attached in (None, pharmacy):
         with pytest.raises(DomainError) as caught:
             actions.create_organization(
-                None, kind=OrganizationKind.INTERNET_HOSPITAL, name_zh="某互联网医院", name_en="Some Internet Hospital",
-                province="浙江省", city="杭州", attached_to=attached,
+                None,
+                kind=OrganizationKind.INTERNET_HOSPITAL,
+                name_zh="某互联网医院",
+                name_en="Some Internet Hospital",
+                province="浙江省",
+                city="杭州",
+                attached_to=attached,
             )
         assert caught.value.code == errors.INTERNET_HOSPITAL_NEEDS_PHYSICAL.code
     assert Organization.objects.count() == before
