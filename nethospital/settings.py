@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "nethospital.accounts",
     "nethospital.directory",
     "nethospital.records",
+    "nethospital.scheduling",
 ]
 
 MIDDLEWARE = [
@@ -278,3 +279,7 @@ if IS_PRODUCTION:
     _problems = check_production_settings()
     if _problems:
         raise ImproperlyConfigured("Refusing to start in production: " + "; ".join(_problems) + ".")
+
+# --- Booking (R30): rate limits per account and per client address, per minute -----------------
+NETHOSPITAL_BOOKING_RATE_PER_ACCOUNT = int(os.environ.get("NETHOSPITAL_BOOKING_RATE_PER_ACCOUNT", "20"))
+NETHOSPITAL_BOOKING_RATE_PER_ADDRESS = int(os.environ.get("NETHOSPITAL_BOOKING_RATE_PER_ADDRESS", "120"))

@@ -13,8 +13,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import TypedDict
 
+from nethospital.accounts.access import acts_for, patients_acted_for
 from nethospital.accounts.choices import Role
-from nethospital.accounts.models import FamilyLink, Patient, User
+from nethospital.accounts.models import Patient, User
 from nethospital.core import audit
 from nethospital.core.choices import AuditOutcome
 from nethospital.core.errors import LOGIN_REQUIRED, MFA_REQUIRED, NOT_FOUND, PERMISSION_DENIED, DomainError
@@ -22,20 +23,7 @@ from nethospital.directory.models import Organization, Practitioner
 from nethospital.directory.rules import ensure_can_practise
 from nethospital.records.models import Registration
 
-
-def acts_for(user: User, patient: Patient) -> bool:
-    """The patient themself, or a holder of an active family link (R30)."""
-    if patient.account_id == user.pk:
-        return True
-    return FamilyLink.objects.filter(holder=user, patient=patient, ended_at__isnull=True).exists()
-
-
-def patients_acted_for(user: User) -> list[Patient]:
-    own = list(Patient.objects.filter(account=user))
-    family = list(
-        Patient.objects.filter(family_links__holder=user, family_links__ended_at__isnull=True).order_by("birth_date")
-    )
-    return own + family
+__all__ = ["access_log_for", "access_patient_chart", "acts_for", "clinician_hospital_ids", "patients_acted_for"]
 
 
 def clinician_hospital_ids(user: User) -> set[int]:
