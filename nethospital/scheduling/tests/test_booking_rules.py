@@ -71,9 +71,8 @@ def test_a_slot_cannot_be_booked_before_its_release(clinic, patient_user):
     BookingPolicy.objects.create(hospital=clinic["hospital"], release_days_ahead=1, release_time=dt.time(8, 0))
     Slot.objects.update(release_at=at(WEDNESDAY - dt.timedelta(days=1), 8))
     slot = slots(clinic["doctor"])[0]
-    with clock.frozen(MONDAY_9AM):
-        with pytest.raises(DomainError) as caught:
-            book(patient_user, slot)
+    with clock.frozen(MONDAY_9AM), pytest.raises(DomainError) as caught:
+        book(patient_user, slot)
     assert caught.value.code == "slot_not_released"
     assert "2026-11-24 08:00" in caught.value.message
     with clock.frozen(at(WEDNESDAY - dt.timedelta(days=1), 8)):
