@@ -50,6 +50,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--no-demo", action="store_true", help="do not seed the demo data, even on first run")
         parser.add_argument("--no-migrate", action="store_true", help="do not apply migrations before serving")
+        parser.add_argument(
+            "--no-tick", action="store_true", help="do not run the time-driven work (reminders, expiry) every minute"
+        )
+        parser.add_argument(
+            "--access-log", action="store_true", help="log every request (paths can carry search words)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         host = options["host"] or os.environ.get("NETHOSPITAL_HOST", "").strip() or "127.0.0.1"
@@ -82,6 +88,12 @@ class Command(BaseCommand):
 
         import uvicorn
 
+        if not options["no_tick"] and settings.TASKS["default"]["BACKEND"].endswith("ImmediateBackend"):
+            # Embedded mode has no worker process: this process runs the time-driven work itself.
+            from nethospital.core import periodic
+
+            periodic.start()
+
         trust_forwarded = bool(getattr(settings, "TRUST_X_FORWARDED_FOR", False))
         uvicorn.run(
             ASGI_APPLICATION,
@@ -91,6 +103,8 @@ class Command(BaseCommand):
             lifespan="off",  # Django's ASGI handler does not implement the lifespan protocol
             proxy_headers=trust_forwarded,
             log_level="info" if options["verbosity"] >= 1 else "warning",
+            # Off by default: query strings can carry health words (symptom search), R23.
+            access_log=options["access_log"],
         )
 
     def seed_demo_on_first_run(self) -> None:

@@ -37,6 +37,9 @@ class Command(BaseCommand):
                 "so there is nothing for a worker to do. Set NETHOSPITAL_TASKS=database to queue tasks in "
                 "the database and run them here."
             )
+        from nethospital.core import periodic
+
+        periodic.start()  # reminders, waitlist expiry, no-shows, slot generation every minute
         call_command(
             "db_worker",
             queue_name=options["queue_name"],
