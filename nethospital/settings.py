@@ -283,3 +283,4 @@ if IS_PRODUCTION:
 # --- Booking (R30): rate limits per account and per client address, per minute -----------------
 NETHOSPITAL_BOOKING_RATE_PER_ACCOUNT = int(os.environ.get("NETHOSPITAL_BOOKING_RATE_PER_ACCOUNT", "20"))
 NETHOSPITAL_BOOKING_RATE_PER_ADDRESS = int(os.environ.get("NETHOSPITAL_BOOKING_RATE_PER_ADDRESS", "120"))
+NETHOSPITAL_SIGNUP_RATE_PER_ADDRESS = int(os.environ.get("NETHOSPITAL_SIGNUP_RATE_PER_ADDRESS", "20"))  # per hour

@@ -14,8 +14,8 @@ from nethospital.accounts.choices import GUARDIAN_RELATIONSHIPS, ORGANISATION_RO
 from nethospital.accounts.identity import keyed_hash
 from nethospital.accounts.models import FamilyLink, Patient, RoleGrant, User
 from nethospital.accounts.validation import FieldErrors, check_password, clean_email, clean_real_name
-from nethospital.core import audit, clock
-from nethospital.core.errors import MFA_REQUIRED, PERMISSION_DENIED, DomainError, ensure
+from nethospital.core import audit, clock, context, ratelimit
+from nethospital.core.errors import MFA_REQUIRED, PERMISSION_DENIED, RATE_LIMITED, DomainError, ensure
 
 
 def _identity_taken(number: str) -> bool:
@@ -35,6 +35,13 @@ def sign_up_patient(
     language: str = "",
 ) -> User:
     """A new patient account with its real-name identity (R30: one identity, one account)."""
+    address = context.current().client_address
+    if address:  # against account farming by scalpers (R30): sign-ups per client address per hour
+        retry_after = ratelimit.hit(
+            "signup-address", address, limit=settings.NETHOSPITAL_SIGNUP_RATE_PER_ADDRESS, window_seconds=3600
+        )
+        if retry_after is not None:
+            raise DomainError(RATE_LIMITED, retry_after=retry_after)
     problems = FieldErrors()
     email = clean_email(email, problems)
     check_password(password, problems, email=email)

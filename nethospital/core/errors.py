@@ -92,4 +92,4 @@ MFA_REQUIRED = ErrorCode(
 )
 INVALID_INPUT = ErrorCode("invalid_input", _("Some fields are not valid."), 422)
 CONFLICT = ErrorCode("conflict", _("This conflicts with existing data."), 409)
-RATE_LIMITED = ErrorCode("rate_limited", _("Too many requests. Please try again later."), 429)
+RATE_LIMITED = ErrorCode("rate_limited", _("Too many requests. Please try again in %(retry_after)s seconds."), 429)

@@ -121,3 +121,18 @@ def test_language_preference_is_saved(patient_user, login_as):
     bad = client.put("/api/me/language", data=json.dumps({"language": "xx"}), content_type="application/json")
     assert bad.status_code == 400
     assert bad.json()["error"]["fields"] == {"language": [str(errors.LANGUAGE_INVALID.message)]}
+
+
+def test_sign_ups_from_one_address_are_rate_limited(client, settings):
+    settings.NETHOSPITAL_SIGNUP_RATE_PER_ADDRESS = 2
+    statuses = []
+    for n in range(3):
+        body = payload(
+            email=f"farm{n}@example.org",
+            id_number=make_number("330106", dt.date(1990, 1, 1), 2 * n, "F"),
+            birth_date="1990-01-01",
+            sex="F",
+        )
+        statuses.append(post(client, "/api/auth/signup", body).status_code)
+    assert statuses == [201, 201, 429]
+    assert User.objects.count() == 2
