@@ -4,9 +4,11 @@ from django.urls import include, path
 
 from nethospital.api import api
 from nethospital.core import views as core_views
-
+from nethospital.records import views as records_views
 
 urlpatterns = [
+    # The home page also has the un-namespaced name "home" (LOGIN_REDIRECT_URL and allauth use it).
+    path("", records_views.home, name="home"),
     path("", include("nethospital.accounts.urls")),
     path("", include("nethospital.directory.urls")),
     path("", include("nethospital.records.urls")),

@@ -25,7 +25,7 @@ def session_passed_mfa(request: HttpRequest) -> bool:
         return False
     if request.session.get(SESSION_MARK) == user.pk:
         return True
-    return any(record.get("method") == "mfa" for record in get_authentication_records(request))
+    return any(record.get("method") == "mfa" for record in get_authentication_records(request, user))
 
 
 def mark_session(request: HttpRequest) -> None:
@@ -40,3 +40,14 @@ def clear_session_mark(request: HttpRequest) -> None:
 
 def is_strongly_authenticated(request: HttpRequest) -> bool:
     return bool(request.user.is_authenticated and is_mfa_enabled(request.user) and session_passed_mfa(request))
+
+
+def axes_username(request: HttpRequest, credentials: dict[str, Any] | None) -> str:
+    """The login name django-axes counts failures under: allauth authenticates with ``email``,
+    its form posts ``login``; both must count as the same account."""
+    for source in (credentials or {}, getattr(request, "POST", {}) or {}):
+        for key in ("email", "login", "username"):
+            value = source.get(key)
+            if value:
+                return str(value).strip().lower()
+    return ""

@@ -42,7 +42,7 @@ def notify(
     notification = Notification.objects.create(
         user=user, kind=kind, title=title_text[:200], body=body_text[:2000], link=link, created_at=clock.now()
     )
-    if email and getattr(user, "email", ""):
+    if email and user.email:
         try:
             send_mail(title_text, body_text + (f"\n\n{link}" if link else ""), None, [user.email])
         except Exception:  # a mail outage must not lose the in-app notification

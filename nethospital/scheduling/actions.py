@@ -257,7 +257,7 @@ def accept_waitlist_offer(user: User, entry_id: int, *, idempotency_key: str | N
         entry = WaitlistEntry.objects.select_for_update().get(pk=entry_id)
         ensure(entry.status == WaitlistStatus.OFFERED and entry.offered_slot_id, errors.OFFER_NOT_FOUND)
         ensure(entry.offer_expires_at and clock.now() < entry.offer_expires_at, errors.OFFER_EXPIRED)
-        slot = Slot.objects.select_related("practitioner__user").get(pk=entry.offered_slot_id)
+        slot = Slot.objects.select_related("practitioner__user").get(pk=int(entry.offered_slot_id or 0))
         ensure(slot.starts_at > clock.now(), errors.SLOT_IN_PAST)
         ensure_can_practise(slot.practitioner)
         check_patient_may_book(patient, slot.practitioner, slot.day)
@@ -428,7 +428,12 @@ def close_days(
     waiting.update(status=WaitlistStatus.LEFT)
     audit.record(actor, "schedule.closure.create", closure, hospital=hospital_id, detail={"cancelled": len(affected)})
     ids = [a.pk for a in affected]
-    transaction.on_commit(lambda: [notify_closed(i) for i in ids])
+
+    def tell_patients() -> None:
+        for appointment_id in ids:
+            notify_closed(appointment_id)
+
+    transaction.on_commit(tell_patients)
     return closure
 
 
