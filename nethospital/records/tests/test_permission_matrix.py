@@ -214,3 +214,62 @@ def test_api_endpoint_by_role(world, login_as, actor, method, path, body, expect
         assert snapshot() == before, "a read changed data"
     elif method != "put":
         assert snapshot() != before, "an accepted write changed nothing"
+
+
+def pages_ok_for(*actors: str, default: int, **overrides: int) -> dict[str, int]:
+    expected = dict.fromkeys(ACTORS, default)
+    expected["anonymous"] = 302  # sent to the login page
+    for actor in actors:
+        expected[actor] = 200
+    expected.update(overrides)
+    return expected
+
+
+LOGGED_IN = ACTORS[1:]
+PAGE_CASES = [
+    ("get", "/", None, dict.fromkeys(ACTORS, 200)),
+    ("get", "/me/", None, pages_ok_for(*LOGGED_IN, default=200)),
+    ("get", "/me/family/", None, pages_ok_for(*LOGGED_IN, default=200)),
+    ("get", "/me/access-log/", None, pages_ok_for(*LOGGED_IN, default=200)),
+    ("get", "/patients/{patient}/", None, pages_ok_for("patient", "doctor", default=404, doctor_no_mfa=403)),
+    ("get", "/patients/{patient}/access-log/", None, pages_ok_for("patient", default=404)),
+    (
+        "get",
+        "/hospital-admin/practitioners/",
+        None,
+        pages_ok_for("hospital_admin", "platform_admin", default=403),
+    ),
+    (
+        "post",
+        "/hospital-admin/practitioners/{pending}/status/",
+        {"to_status": "verified"},
+        pages_ok_for(default=403, hospital_admin=302, platform_admin=302),
+    ),
+    (
+        "post",
+        "/me/family/",
+        {
+            "legal_name": "王小宝",
+            "id_number": "{child_number}",
+            "relationship": "child",
+            "birth_date": "2023-01-01",
+            "sex": "M",
+        },
+        pages_ok_for(default=403, patient=302, other_patient=302),
+    ),
+]
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+@pytest.mark.parametrize(("method", "path", "body", "expected"), PAGE_CASES, ids=[f"{c[0]} {c[1]}" for c in PAGE_CASES])
+def test_page_by_role(world, login_as, actor, method, path, body, expected):
+    child_number = factories.identity_number(factories.dt.date(2023, 1, 1))
+    client = client_for(world, actor, login_as)
+    before = snapshot()
+    url = _fill(path, world, child_number)
+    response = client.get(url) if method == "get" else client.post(url, _fill(body, world, child_number))
+    assert response.status_code == expected[actor], (actor, response.status_code)
+    if actor == "anonymous" and response.status_code == 302:
+        assert response["Location"].startswith("/accounts/login/")
+    changed = snapshot() != before
+    assert changed == (method == "post" and response.status_code == 302 and actor != "anonymous")
