@@ -104,9 +104,7 @@ def test_staff_without_identity_see_an_empty_own_access_log(login_as):
     assert response.status_code == 200
 
 
-def test_home_lists_registered_patients_only_to_a_strongly_authenticated_doctor(
-    registered_patient, doctor, login_as
-):
+def test_home_lists_registered_patients_only_to_a_strongly_authenticated_doctor(registered_patient, doctor, login_as):
     with_mfa = login_as(doctor.user, mfa=True).get("/")
     assert with_mfa.status_code == 200
     assert f'href="/patients/{registered_patient.pk}/"' in with_mfa.content.decode()
