@@ -1,10 +1,10 @@
 """The ``nethospital`` console script: Django's management commands under one name.
 
-    nethospital serve          migrate, seed demo data on first run, serve with uvicorn
-    nethospital demo           seed the demo data (idempotent)
-    nethospital audit verify   check the audit log's hash chain
-    nethospital worker         run the background task worker
-    nethospital <any Django management command>
+nethospital serve          migrate, seed demo data on first run, serve with uvicorn
+nethospital demo           seed the demo data (idempotent)
+nethospital audit verify   check the audit log's hash chain
+nethospital worker         run the background task worker
+nethospital <any Django management command>
 """
 
 from __future__ import annotations

@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "nethospital.accounts",
     "nethospital.directory",
     "nethospital.records",
+    "nethospital.demo",
     "nethospital.scheduling",
 ]
 

@@ -173,9 +173,7 @@ def end_family_link(request: HttpRequest, link_id: int) -> HttpResponse:
             # Not one of my links: do not confirm that it exists.
             return render_domain_error(request, exc)
         return render(request, "accounts/family.html", _family_context(user, error=exc.message), status=exc.status)
-    messages.success(
-        request, _("The link with %(name)s has been ended.") % {"name": link.patient.legal_name}
-    )
+    messages.success(request, _("The link with %(name)s has been ended.") % {"name": link.patient.legal_name})
     return redirect("accounts:family")
 
 

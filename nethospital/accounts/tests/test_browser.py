@@ -131,8 +131,13 @@ def test_a_doctor_needs_totp_to_open_a_chart_and_is_stopped_by_a_suspension(brow
     admin_client = login_as(admin, mfa=True)
     admin_context = browser.new_context(locale="zh-CN")
     admin_context.add_cookies(
-        [{"name": settings.SESSION_COOKIE_NAME, "value": admin_client.cookies[settings.SESSION_COOKIE_NAME].value,
-          "url": live_server.url}]
+        [
+            {
+                "name": settings.SESSION_COOKIE_NAME,
+                "value": admin_client.cookies[settings.SESSION_COOKIE_NAME].value,
+                "url": live_server.url,
+            }
+        ]
     )
     admin_page = admin_context.new_page()
     queue = admin_page.goto(f"{live_server.url}/hospital-admin/practitioners/?status=verified")

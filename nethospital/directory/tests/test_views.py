@@ -71,9 +71,7 @@ def test_verifying_a_pending_doctor(admin, pending, login_as):
 
 
 def test_with_htmx_only_the_row_comes_back(admin, pending, login_as):
-    response = login_as(admin, mfa=True).post(
-        status_url(pending), {"to_status": "verified"}, HTTP_HX_REQUEST="true"
-    )
+    response = login_as(admin, mfa=True).post(status_url(pending), {"to_status": "verified"}, HTTP_HX_REQUEST="true")
     assert response.status_code == 200
     page = response.content.decode()
     assert page.lstrip().startswith("<article") and 'data-status="verified"' in page

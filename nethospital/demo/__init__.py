@@ -1,0 +1,1 @@
+"""Bilingual demo data, seeded through the real actions (``nethospital demo``); never in production."""
