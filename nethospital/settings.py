@@ -8,6 +8,7 @@ of this file, which refuse to start an insecure deployment.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -69,6 +70,7 @@ INSTALLED_APPS = [
     "nethospital.records",
     "nethospital.demo",
     "nethospital.scheduling",
+    "nethospital.consultations",
 ]
 
 MIDDLEWARE = [
@@ -286,3 +288,20 @@ if IS_PRODUCTION:
 NETHOSPITAL_BOOKING_RATE_PER_ACCOUNT = int(os.environ.get("NETHOSPITAL_BOOKING_RATE_PER_ACCOUNT", "20"))
 NETHOSPITAL_BOOKING_RATE_PER_ADDRESS = int(os.environ.get("NETHOSPITAL_BOOKING_RATE_PER_ADDRESS", "120"))
 NETHOSPITAL_SIGNUP_RATE_PER_ADDRESS = int(os.environ.get("NETHOSPITAL_SIGNUP_RATE_PER_ADDRESS", "20"))  # per hour
+
+# --- Consultations (issue 4) ----------------------------------------------------------------------
+# How long a doctor has to accept an "ask a doctor" request before it lapses and is refunded.
+NETHOSPITAL_ASK_ACCEPT_HOURS = int(os.environ.get("NETHOSPITAL_ASK_ACCEPT_HOURS", "24"))
+# After a visit the patient may ask this many free follow-up questions within this many days.
+NETHOSPITAL_FOLLOWUP_DAYS = int(os.environ.get("NETHOSPITAL_FOLLOWUP_DAYS", "7"))
+NETHOSPITAL_FOLLOWUP_QUESTIONS = int(os.environ.get("NETHOSPITAL_FOLLOWUP_QUESTIONS", "5"))
+# Average minutes a doctor spends per queued patient, for the estimated wait shown in the queue.
+NETHOSPITAL_QUEUE_MINUTES_PER_PATIENT = int(os.environ.get("NETHOSPITAL_QUEUE_MINUTES_PER_PATIENT", "8"))
+NETHOSPITAL_MESSAGE_MAX_CHARS = 4000
+NETHOSPITAL_ATTACHMENT_MAX_BYTES = int(os.environ.get("NETHOSPITAL_ATTACHMENT_MAX_BYTES", str(10 * 1024 * 1024)))
+# WebRTC ICE servers as JSON, e.g. [{"urls": "stun:stun.example.org:3478"},
+# {"urls": "turn:turn.example.org:3478", "username": "u", "credential": "p"}] (coturn: docs/consultations.md).
+NETHOSPITAL_ICE_SERVERS = json.loads(os.environ.get("NETHOSPITAL_ICE_SERVERS", "[]"))
+# Retention (R21): chat and call records at least 3 years, visit records at least 15.
+NETHOSPITAL_CHAT_RETENTION_YEARS = 3
+NETHOSPITAL_RECORD_RETENTION_YEARS = 15

@@ -138,6 +138,9 @@ class Practitioner(TimeStampedModel):
     status_changed_at = models.DateTimeField(null=True, blank=True)
     bio_zh = models.TextField(_("introduction (Chinese)"), blank=True, max_length=2000)
     bio_en = models.TextField(_("introduction (English)"), blank=True, max_length=2000)
+    # Published patient reviews (moderated by the hospital) feed these; nothing else does.
+    rating_average = models.DecimalField(_("rating"), max_digits=3, decimal_places=2, null=True, blank=True)
+    rating_count = models.PositiveIntegerField(_("reviews"), default=0)
 
     class Meta:
         verbose_name = _("practitioner")

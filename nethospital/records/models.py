@@ -28,3 +28,25 @@ class Registration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hospital} #{self.medical_record_number}"
+
+
+class Allergy(models.Model):
+    """An entry of the patient's allergy list: a substance (a drug ingredient or a drug class) and the
+    reaction. Visit records feed it; prescriptions check against it. Entries are never deleted: a
+    mistaken one is marked refuted."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="allergies")
+    substance = models.CharField(_("substance"), max_length=100)
+    reaction = models.CharField(_("reaction"), max_length=200, blank=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField()
+    source = models.CharField(_("source"), max_length=80, blank=True)
+    is_refuted = models.BooleanField(_("refuted"), default=False)
+
+    class Meta:
+        verbose_name = _("allergy")
+        verbose_name_plural = _("allergies")
+        constraints = [models.UniqueConstraint(fields=["patient", "substance"], name="allergy_unique_substance")]
+
+    def __str__(self) -> str:
+        return self.substance
