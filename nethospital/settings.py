@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "nethospital.demo",
     "nethospital.scheduling",
     "nethospital.consultations",
+    "nethospital.prescriptions",
 ]
 
 MIDDLEWARE = [
