@@ -164,7 +164,7 @@ class Prescription(models.Model):
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="prescriptions")
     hospital = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="prescriptions")
     practitioner = models.ForeignKey(Practitioner, on_delete=models.PROTECT, related_name="prescriptions")
-    number = models.CharField(_("prescription number"), max_length=24, unique=True)
+    number = models.CharField(_("prescription number"), max_length=24)
     version = models.PositiveSmallIntegerField(default=1)
     replaces = models.OneToOneField("self", on_delete=models.PROTECT, null=True, blank=True, related_name="replaced_by")
     amendment_reason = models.CharField(max_length=300, blank=True)
@@ -201,6 +201,7 @@ class Prescription(models.Model):
             models.Index(fields=["status", "signed_at"], name="rx_review_queue"),
             models.Index(fields=["patient", "created_at"], name="rx_patient"),
         ]
+        constraints = [models.UniqueConstraint(fields=["number", "version"], name="rx_number_version")]
 
     def __str__(self) -> str:
         return f"{self.number} v{self.version}"
