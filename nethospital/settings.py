@@ -306,3 +306,10 @@ NETHOSPITAL_ICE_SERVERS = json.loads(os.environ.get("NETHOSPITAL_ICE_SERVERS", "
 # Retention (R21): chat and call records at least 3 years, visit records at least 15.
 NETHOSPITAL_CHAT_RETENTION_YEARS = 3
 NETHOSPITAL_RECORD_RETENTION_YEARS = 15
+
+# --- Prescriptions (issue 5) ---------------------------------------------------------------------
+# Patients younger than this are children for prescribing (weight required, paediatric suitability).
+NETHOSPITAL_CHILD_AGE = 14
+NETHOSPITAL_MAX_PRESCRIPTION_ITEMS = 5
+# Key-encryption key for the doctors' signing keys (defaults to a key derived from SECRET_KEY).
+NETHOSPITAL_SIGNING_KEK = os.environ.get("NETHOSPITAL_SIGNING_KEK", "")

@@ -207,6 +207,14 @@ class Prescription(models.Model):
         return f"{self.number} v{self.version}"
 
 
+class LiveManager(models.Manager):  # type: ignore[type-arg]
+    """Rows not replaced: a draft's earlier item list and withdrawn overrides stay in the table
+    (nothing clinical is hard-deleted) but are left out of every normal query."""
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return super().get_queryset().filter(removed_at__isnull=True)
+
+
 class PrescriptionItem(models.Model):
     prescription = models.ForeignKey(Prescription, on_delete=models.PROTECT, related_name="items")
     position = models.PositiveSmallIntegerField(default=0)
@@ -217,9 +225,14 @@ class PrescriptionItem(models.Model):
     days = models.PositiveSmallIntegerField(_("days of supply"))
     quantity = models.PositiveIntegerField(_("quantity (packs)"))
     notes = models.CharField(_("notes"), max_length=200, blank=True)
+    removed_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = LiveManager()
+    all_objects = models.Manager()  # noqa: DJ012 - the unfiltered manager, after the default one
 
     class Meta:
         verbose_name = _("prescription item")
+        base_manager_name = "all_objects"
         ordering = ["prescription", "position"]
         constraints = [
             models.CheckConstraint(condition=Q(dose__gt=0), name="rx_item_dose_positive"),
@@ -240,10 +253,19 @@ class RuleOverride(models.Model):
     reason = models.CharField(max_length=300)
     by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     at = models.DateTimeField()
+    removed_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = LiveManager()
+    all_objects = models.Manager()  # noqa: DJ012 - the unfiltered manager, after the default one
 
     class Meta:
         verbose_name = _("rule override")
-        constraints = [models.UniqueConstraint(fields=["prescription", "rule", "subject"], name="override_once")]
+        base_manager_name = "all_objects"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["prescription", "rule", "subject"], condition=Q(removed_at__isnull=True), name="override_once"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.rule}: {self.subject}"
