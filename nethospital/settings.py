@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "nethospital.scheduling",
     "nethospital.consultations",
     "nethospital.prescriptions",
+    "nethospital.traceability",
 ]
 
 MIDDLEWARE = [
