@@ -29,6 +29,8 @@ class CaptureStatus(models.TextChoices):
 
 
 class PackStatus(models.TextChoices):
+    # Seen in an event but never commissioned here: not genuine until proven (R20).
+    UNKNOWN = "unknown", _("unknown (never commissioned)")
     COMMISSIONED = "commissioned", _("made (commissioned)")
     PACKED = "packed", _("packed into a case or pallet")
     SHIPPED = "shipped", _("shipped")

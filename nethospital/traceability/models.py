@@ -119,6 +119,8 @@ class Pack(models.Model):
     location = models.CharField(max_length=300, blank=True)  # last bizLocation
     owner = models.ForeignKey(Organization, on_delete=models.PROTECT, null=True, blank=True, related_name="packs")
     dispensed_count = models.PositiveSmallIntegerField(default=0)
+    # When its commissioning event happened; null for a code never commissioned (not genuine).
+    commissioned_at = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField(null=True, blank=True)
     dispensed_at = models.DateTimeField(null=True, blank=True)
     last_event = models.ForeignKey(EPCISEvent, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
@@ -133,6 +135,27 @@ class Pack(models.Model):
 
     def __str__(self) -> str:
         return self.identifier
+
+
+class Location(models.Model):
+    """A place of the supply chain named by its GS1 SGLN (a factory, a warehouse, a pharmacy's
+    store room), mapped to the organisation that runs it when it is one of ours. Events name places
+    by URI; ``traceability.state.organization_for_location`` resolves SGLNs through this table and
+    our own ``https://nethospital.example/loc/org/<id>`` URIs directly."""
+
+    sgln = models.CharField(_("SGLN"), max_length=300, unique=True)  # urn:epc:id:sgln:...
+    organization = models.ForeignKey(
+        Organization, on_delete=models.PROTECT, null=True, blank=True, related_name="trace_locations"
+    )
+    name_zh = models.CharField(_("name (Chinese)"), max_length=120, blank=True)
+    name_en = models.CharField(_("name (English)"), max_length=120, blank=True)
+    city = models.CharField(_("city"), max_length=40, blank=True)
+
+    class Meta:
+        verbose_name = _("supply-chain location")
+
+    def __str__(self) -> str:
+        return self.sgln
 
 
 class Recall(models.Model):
