@@ -612,6 +612,8 @@ def message_payload(message: Message) -> dict[str, Any]:
         "body": body,
         "sent_at": message.sent_at.isoformat(),
     }
+    if message.kind == MessageKind.SYSTEM:
+        payload["system_code"] = message.body  # lets each reader show it in their own language
     if message.attachment_id:
         att = message.attachment
         assert att is not None
