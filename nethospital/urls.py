@@ -13,6 +13,7 @@ urlpatterns = [
     path("", include("nethospital.directory.urls")),
     path("", include("nethospital.records.urls")),
     path("", include("nethospital.scheduling.urls")),
+    path("", include("nethospital.traceability.urls")),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/", api.urls),

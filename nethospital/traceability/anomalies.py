@@ -153,7 +153,7 @@ def check_event(
             {"events": [here], "expiry": pack.expiry.isoformat() if pack.expiry else None, "batch": pack.batch},
             concerned,
         )
-    recall = batch.recalls.get((pack.gtin, pack.batch)) if pack.batch else None
+    recall = batch.recall_for(pack)
     if recall is not None and event.event_time >= recall.recalled_at:
         batch.alert(
             AlertKind.RECALLED,
@@ -176,7 +176,7 @@ def check_resolved(
     """Anomalies of a box moved with its container: grouped per container, event and batch."""
     from nethospital.traceability.state import Transition
 
-    recall = batch.recalls.get((pack.gtin, pack.batch)) if pack.batch else None
+    recall = batch.recall_for(pack)
     if recall is not None and event.event_time >= recall.recalled_at:
         _grouped(batch, AlertKind.RECALLED, Severity.WARNING, pack, event, organization, through, _recall_ref(recall))
     if transition == Transition.RECEIVE and is_expired_on(pack.expiry, event.event_time):

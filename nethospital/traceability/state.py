@@ -352,6 +352,7 @@ class _Batch:
     reparented: set[str] = field(default_factory=set)
     orgs: dict[str, Organization | None] = field(default_factory=dict)
     recalls: dict[tuple[str, str], Recall] = field(default_factory=dict)
+    recall_gtins: set[str] = field(default_factory=set)
     drug_packs_by_gtin: dict[str, DrugPack] = field(default_factory=dict)
     drug_packs_by_prefix: dict[str, DrugPack] = field(default_factory=dict)
     alerts: list[Alert] = field(default_factory=list)
@@ -437,8 +438,21 @@ class _Batch:
                 self.drug_packs_by_gtin[drug_pack.gtin] = drug_pack
                 self.drug_packs_by_prefix[drug_pack.china_prefix] = drug_pack
                 gtins.add(drug_pack.gtin)
-        if gtins:
-            self.recalls = {(r.gtin, r.batch): r for r in Recall.objects.filter(gtin__in=gtins)}
+        self._load_recalls(gtins)
+
+    def _load_recalls(self, gtins: set[str]) -> None:
+        wanted = gtins - self.recall_gtins
+        if wanted:
+            self.recall_gtins |= wanted
+            self.recalls.update({(r.gtin, r.batch): r for r in Recall.objects.filter(gtin__in=wanted)})
+
+    def recall_for(self, pack: Pack) -> Recall | None:
+        """The recall of the pack's batch, if any (boxes met inside containers are looked up lazily)."""
+        if not pack.gtin or not pack.batch:
+            return None
+        if pack.gtin not in self.recall_gtins:
+            self._load_recalls({pack.gtin})
+        return self.recalls.get((pack.gtin, pack.batch))
 
     # -- packs --
 
