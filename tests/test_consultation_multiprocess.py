@@ -212,7 +212,8 @@ class Side:
 def stored_messages(tmp_path: Path, consultation: int) -> list[tuple[int, str, str, str]]:
     with sqlite3.connect(tmp_path / "var" / "nethospital.sqlite3") as db:
         rows = db.execute(
-            "SELECT seq, client_id, body, sender_role FROM consultations_message WHERE consultation_id = ? ORDER BY seq",
+            "SELECT seq, client_id, body, sender_role FROM consultations_message"
+            " WHERE consultation_id = ? ORDER BY seq",
             (consultation,),
         ).fetchall()
     return [(int(seq), str(cid), str(body), str(role)) for seq, cid, body, role in rows]
