@@ -41,13 +41,15 @@ Places: an event's ``bizLocation`` is either our own URI for an organisation
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote
 
 from django.conf import settings
+from django.db import connection, models
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -207,6 +209,7 @@ class PackCode:
         return self.china_code[:7]
 
 
+@functools.lru_cache(maxsize=65536)
 def describe_identifier(identifier: str) -> PackCode | None:
     """The GTIN / serial / China code of a canonical identifier, or None if it names no pack
     (a returnable asset, a location, a class of product)."""
@@ -370,7 +373,7 @@ class _Batch:
         for start in range(0, len(wanted), 2000):
             chunk = wanted[start : start + 2000]
             rows = (
-                Pack.objects.select_for_update()
+                Pack.objects.select_for_update(of=("self",))
                 .filter(identifier__in=chunk)
                 .annotate(parent_identifier=F("parent__identifier"))
                 .order_by("identifier")
@@ -378,15 +381,26 @@ class _Batch:
             for pack in rows:
                 self._remember(pack, pack.parent_identifier)  # type: ignore[attr-defined]
 
-    def children_of(self, identifier: str) -> set[str]:
-        if identifier not in self.children_loaded:
+    def _load_children(self, identifiers: Iterable[str]) -> None:
+        """Children in the database of the given packs, one query for all of them. Only containers
+        can have any (``is_container`` is set when a pack first becomes a parent)."""
+        by_pk: dict[int, str] = {}
+        for identifier in identifiers:
+            if identifier in self.children_loaded:
+                continue
             self.children_loaded.add(identifier)
             pack = self.packs.get(identifier)
-            if pack is not None and pack.pk is not None:
-                rows = Pack.objects.select_for_update().filter(parent_id=pack.pk).order_by("identifier")
-                for child in rows:
-                    if child.identifier not in self.packs:  # in memory, the batch's own state wins
-                        self._remember(child, identifier)
+            if pack is not None and pack.pk is not None and pack.is_container:
+                by_pk[pack.pk] = identifier
+        if not by_pk:
+            return
+        rows = Pack.objects.select_for_update().filter(parent_id__in=list(by_pk)).order_by("identifier")
+        for child in rows:
+            if child.identifier not in self.packs:  # in memory, the batch's own state wins
+                self._remember(child, by_pk[child.parent_id])  # type: ignore[index]
+
+    def children_of(self, identifier: str) -> set[str]:
+        self._load_children([identifier])
         return set(self.children.get(identifier, set()))
 
     def descendants(self, identifier: str) -> list[str]:
@@ -394,9 +408,10 @@ class _Batch:
         seen = {identifier}
         level = [identifier]
         while level:
+            self._load_children(level)
             following: list[str] = []
             for parent in level:
-                for child in sorted(self.children_of(parent)):
+                for child in sorted(self.children.get(parent, set())):
                     if child not in seen:
                         seen.add(child)
                         found.append(child)
@@ -507,9 +522,15 @@ class _Batch:
     # -- writing --
 
     def flush(self) -> None:
-        if self.new:
-            Pack.objects.bulk_create(self.new, batch_size=500)
-            missing = [p for p in self.new if p.pk is None]
+        """Write the batch: new packs inserted with their final state (containers before their
+        contents, so parent ids exist), changed packs updated in one statement per 500 rows."""
+        new_ids = {id(p) for p in self.new}
+        for level in self._insertion_levels():
+            for pack in level:
+                parent = self.parent_of.get(pack.identifier)
+                pack.parent_id = self.packs[parent].pk if parent else None
+            Pack.objects.bulk_create(level, batch_size=500)
+            missing = [p for p in level if p.pk is None]
             if missing:  # a database that does not return ids from bulk inserts
                 ids = dict(
                     Pack.objects.filter(identifier__in=[p.identifier for p in missing]).values_list("identifier", "pk")
@@ -519,13 +540,61 @@ class _Batch:
         for identifier in self.reparented:
             parent = self.parent_of.get(identifier)
             self.packs[identifier].parent_id = self.packs[parent].pk if parent else None
-        if self.dirty:
-            Pack.objects.bulk_update(list(self.dirty.values()), _PACK_FIELDS, batch_size=500)
+        changed = [p for p in self.dirty.values() if id(p) not in new_ids]
+        for start in range(0, len(changed), 500):
+            _update_packs(changed[start : start + 500])
         alerts = self.alerts
         if self.replay:  # a rebuild raises only what was not raised before
             alerts = [a for a in alerts if not _already_raised(a)]
         if alerts:
             Alert.objects.bulk_create(alerts, batch_size=500)
+
+    def _insertion_levels(self) -> list[list[Pack]]:
+        """New packs grouped so that a new container is inserted before the new packs inside it."""
+        new = {p.identifier: p for p in self.new}
+        depth: dict[str, int] = {}
+
+        def depth_of(identifier: str, seen: int = 0) -> int:
+            if identifier not in depth:
+                parent = self.parent_of.get(identifier)
+                depth[identifier] = depth_of(parent, seen + 1) + 1 if parent in new and seen < 16 else 0
+            return depth[identifier]
+
+        levels: dict[int, list[Pack]] = {}
+        for identifier, pack in new.items():
+            levels.setdefault(depth_of(identifier), []).append(pack)
+        return [levels[d] for d in sorted(levels)]
+
+
+def _update_packs(packs: list[Pack]) -> None:
+    """``bulk_update`` without its per-row CASE expressions: one UPDATE ... FROM per call, the values
+    prepared by the fields themselves. PostgreSQL gets one array per column (``unnest``), so the
+    statement has a constant number of parameters; SQLite (3.33+) gets a VALUES list."""
+    if not packs:
+        return
+    fields = [cast("models.Field[Any, Any]", Pack._meta.get_field(name)) for name in _PACK_FIELDS]
+    table = connection.ops.quote_name(Pack._meta.db_table)
+    id_column = connection.ops.quote_name("id")
+    columns = [[pack.pk for pack in packs]]
+    for model_field in fields:
+        columns.append([model_field.get_db_prep_save(getattr(pack, model_field.attname), connection) for pack in packs])
+    names = ["id", *(f"c{i}" for i in range(len(fields)))]
+    assignments = ", ".join(
+        f"{connection.ops.quote_name(f.column)} = v.{name}" for f, name in zip(fields, names[1:], strict=True)
+    )
+    if connection.vendor == "postgresql":
+        types = ["bigint", *(f.db_type(connection) for f in fields)]
+        arrays = ", ".join(f"%s::{db_type}[]" for db_type in types)
+        source = f"unnest({arrays}) AS v({', '.join(names)})"
+        params: list[Any] = columns
+    else:
+        row = "(" + ", ".join(["%s"] * len(names)) + ")"
+        selected = ", ".join(f"column{i + 1} AS {name}" for i, name in enumerate(names))
+        # Only model metadata and placeholders go into the text; every value is a parameter.
+        source = f"(SELECT {selected} FROM (VALUES {', '.join([row] * len(packs))})) AS v"  # noqa: S608
+        params = [value for values in zip(*columns, strict=True) for value in values]
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET {assignments} FROM {source} WHERE {table}.{id_column} = v.id", params)  # noqa: S608
 
 
 _PACK_FIELDS = [

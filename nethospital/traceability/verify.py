@@ -29,8 +29,6 @@ Speed: one indexed query (``Pack.identifier`` is unique; the recall is an ``EXIS
 from __future__ import annotations
 
 import datetime as dt
-import importlib
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,8 +50,6 @@ DECOMMISSIONED = "decommissioned"
 RECALLED = "recalled"
 EXPIRED = "expired"
 
-_URN_OR_URI = re.compile(r"^(urn:|https?://)", re.IGNORECASE)
-
 
 @dataclass(frozen=True)
 class ParsedCode:
@@ -74,58 +70,34 @@ class ParsedCode:
         return self.china_code[:7]
 
 
-def _from_codes_result(text: str, result: Any) -> ParsedCode:
-    """Adapt ``traceability.codes.parse`` (the EPCIS side's parser) to what verification needs."""
-    china = str(getattr(result, "china_code", "") or "")
-    identifier = str(getattr(result, "urn", "") or getattr(result, "identifier", "") or "")
-    kind = str(getattr(result, "kind", "") or "")
-    return ParsedCode(
-        text=text,
-        identifier=identifier,
-        kind="china" if china else kind,
-        gtin=str(getattr(result, "gtin", "") or ""),
-        serial=str(getattr(result, "serial", "") or ""),
-        china_code=china,
-        batch=str(getattr(result, "batch", "") or ""),
-        expiry=getattr(result, "expiry", None),
-    )
+_PACK_KINDS = frozenset({"sgtin", "sscc", "china"})
 
 
 def parse_code(text: str) -> ParsedCode | None:
-    """Whatever was scanned or typed, as a canonical identifier; None if empty. Unreadable codes
-    come back with ``error`` set (never an exception)."""
+    """Whatever was scanned or typed, as a canonical identifier; None if empty. Unreadable codes,
+    and codes that name no box (a batch, a place), come back with ``error`` set, never raising.
+    Reading is ``traceability.codes.parse`` (the one place that turns scanner input into URNs)."""
+    from nethospital.traceability import codes
+
     text = (text or "").strip()
     if not text:
         return None
-    if re.fullmatch(r"\d{20}", text) or text.startswith("urn:nethospital:cn-drug-code:"):
-        digits = text.rsplit(":", 1)[-1]
-        if not re.fullmatch(r"\d{20}", digits):
-            return ParsedCode(text, error="invalid China traceability code")
-        return ParsedCode(text, identifier=f"urn:nethospital:cn-drug-code:{digits}", kind="china", china_code=digits)
-    from nethospital.traceability.state import describe_identifier
-
-    if text.startswith("urn:epc:id:"):
-        described = describe_identifier(text)
-        if described is None:
-            return ParsedCode(text, error="not a pack identifier")
-        return ParsedCode(
-            text,
-            identifier=text,
-            kind="sscc" if described.is_container else "sgtin",
-            gtin=described.gtin,
-            serial=described.serial,
-        )
     try:
-        # The EPCIS side's parser (element strings, Digital Link, GS1 company prefixes), imported
-        # lazily: it is the one place that knows how scanner input becomes a canonical URN.
-        codes = importlib.import_module("nethospital.traceability.codes")
-    except ImportError:  # pragma: no cover - the codes module is part of the package
-        return ParsedCode(text, error="no parser")
-    try:
-        result = codes.parse(text)
-    except Exception as exc:  # any parse failure is an invalid code, never a crash
-        return ParsedCode(text, error=str(exc)[:200] or "invalid code")
-    return _from_codes_result(text, result)
+        scanned = codes.parse(text, lookup=False)
+    except codes.CodeError as exc:
+        return ParsedCode(text, error=exc.code)
+    if scanned.kind not in _PACK_KINDS:
+        return ParsedCode(text, kind=scanned.kind, error="not_a_pack")
+    return ParsedCode(
+        text=text,
+        identifier=scanned.identifier,
+        kind=scanned.kind,
+        gtin=scanned.gtin,
+        serial=scanned.serial,
+        china_code=scanned.china_code,
+        batch=scanned.batch,
+        expiry=scanned.expiry,
+    )
 
 
 @dataclass(frozen=True)

@@ -241,3 +241,58 @@ def test_rate_limited_per_address(genuine, client, settings):
     assert json.loads(limited.content)["error"]["code"] == "rate_limited"
     assert client.get(url, REMOTE_ADDR="198.51.100.7").status_code == 429
     assert client.get(url, {"format": "json"}, REMOTE_ADDR="198.51.100.8").status_code == 200
+
+
+# --- What scanners deliver --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def our_prefix(settings):
+    # The test products' company prefix is 7 digits; GS1's table does not know it.
+    settings.NETHOSPITAL_GS1_COMPANY_PREFIXES = ["0999990"]
+
+
+@pytest.mark.parametrize(
+    "scanned",
+    [
+        "]d2010099999010001521G1\x1d17280630\x1d10LOT9",  # DataMatrix with the symbology prefix and GS
+        "(01)00999990100015(17)280630(10)LOT9(21)G1",  # the human-readable line under the symbol
+        "https://id.gs1.org/01/00999990100015/21/G1?17=280630&10=LOT9",  # GS1 Digital Link
+        "https://pharma.example.com/p/01/00999990100015/21/G1",  # Digital Link on the maker's domain
+    ],
+)
+def test_scanner_forms_name_the_same_box(genuine, our_prefix, scanned):
+    result = verify_code(scanned)
+    assert result.identifier == genuine
+    assert (result.verified, result.failure_reason) == (True, None)
+
+
+def test_printed_batch_that_does_not_match_the_commissioned_one(genuine, our_prefix):
+    result = verify_code("]d2010099999010001521G1\x1d17280630\x1d10FAKE")
+    assert (result.verified, result.failure_reason, result.genuine) == (False, "batchMismatch", True)
+
+
+def test_printed_expiry_that_does_not_match_the_commissioned_one(genuine, our_prefix):
+    result = verify_code("]d2010099999010001521G1\x1d17290630\x1d10LOT9")
+    assert (result.verified, result.failure_reason) == (False, "expiryMismatch")
+
+
+@pytest.mark.parametrize(
+    "scanned",
+    [
+        "]d2010099999010001621G1",  # wrong GTIN check digit
+        "]d2010099999010001521G1\x1d17281331",  # month 13
+        "urn:epc:class:lgtin:0999990.010001.LOT9",  # a batch, not a box
+        "urn:epc:id:sgln:0999990.00001.0",  # a place
+    ],
+)
+def test_codes_that_name_no_box_are_invalid(db, our_prefix, scanned):
+    result = verify_code(scanned)
+    assert (result.verified, result.failure_reason) == (False, "invalidCode")
+
+
+def test_dispensing_scan_of_a_datamatrix(genuine, our_prefix, drug_pack, pharmacy_a):
+    from nethospital.traceability import anomalies
+
+    scanned = "]d2010099999010001521G1\x1d17280630\x1d10LOT9"
+    assert anomalies.check_dispensable(scanned, pharmacy_a, [drug_pack.gtin], T0 + 2 * H) is None
