@@ -28,6 +28,7 @@ from nethospital.directory.choices import Profession, VerificationStatus
 from nethospital.directory.models import Department, Organization, Practitioner, Specialty
 from nethospital.records import access as records_access
 from nethospital.records import actions as records_actions
+from nethospital.scheduling.demo import seed_schedules
 from nethospital.testing.totp import enable_totp
 
 
@@ -265,6 +266,14 @@ class Seeder:
                 records_access.access_patient_chart(doctor, patient.pk)
                 self.result.count("chart openings")
 
+    def seed_schedules(self) -> None:
+        """Weekly clinic sessions (in person, video, text) for every verified doctor, made by an admin
+        of the doctor's hospital through ``scheduling.actions.create_session``, so that the coming
+        days have free slots to book. Doctors who already have sessions are left as they are."""
+        sessions = seed_schedules()
+        if sessions:
+            self.result.created["clinic sessions"] = self.result.created.get("clinic sessions", 0) + sessions
+
     def run(self) -> SeedResult:
         self.seed_platform()
         self.seed_organisations()
@@ -272,6 +281,7 @@ class Seeder:
         self.seed_practitioners()
         self.seed_patients()
         self.seed_chart_views()
+        self.seed_schedules()  # after the people: the sessions need the verified doctors and their admins
         return self.result
 
 

@@ -20,7 +20,8 @@ from django.utils.translation import gettext_lazy as _
 
 from nethospital.accounts.models import Patient, User
 from nethospital.core import audit, clock
-from nethospital.core.errors import PERMISSION_DENIED, DomainError, ensure
+from nethospital.core.errors import NOT_FOUND, PERMISSION_DENIED, DomainError, ensure
+from nethospital.core.models import Notification
 from nethospital.core.notify import notify
 from nethospital.directory.access import may_administer
 from nethospital.directory.models import Organization, Practitioner
@@ -36,6 +37,16 @@ from nethospital.scheduling.slots import generate_slots, horizon
 class Booking:
     appointment: Appointment
     created: bool  # False when an idempotent retry returned the first appointment
+
+
+@dataclass(frozen=True)
+class ClosureOutcome:
+    """What closing days did: the closure, the bookings it cancelled (each booker is told once the
+    transaction commits), and the waitlist entries it ended."""
+
+    closure: Closure
+    cancelled_appointments: int
+    ended_waitlist_entries: int
 
 
 # --- locks, always taken in this order -----------------------------------------------------------
@@ -200,13 +211,19 @@ def cancel_appointment(user: User, appointment_id: int, *, reason: str = "") -> 
 def reschedule_appointment(
     user: User, appointment_id: int, new_slot_id: int, *, idempotency_key: str | None
 ) -> Booking:
-    """Cancel and book in one transaction: either both happen or neither (same doctor only)."""
+    """Cancel and book in one transaction: either both happen or neither (same doctor only). A
+    retry with the same idempotency key returns the first move and cancels nothing again."""
     key = clean_idempotency_key(idempotency_key)
     found = access.access_appointment(user, appointment_id, action="cancel")
-    replay = _replay(user, key, slot_id=new_slot_id, patient_id=found.patient_id)
+    replay = _replay_reschedule(user, key, appointment_id, new_slot_id, found.patient_id)
     if replay is not None:
         return replay
     with transaction.atomic():
+        lock_patient(found.patient_id)
+        # A twin request with the same key may have finished while this one waited for the lock.
+        replay = _replay_reschedule(user, key, appointment_id, new_slot_id, found.patient_id)
+        if replay is not None:
+            return replay
         new_slot = Slot.objects.filter(pk=new_slot_id).first()
         ensure(new_slot is not None, errors.SLOT_NOT_FOUND)
         assert new_slot is not None
@@ -216,6 +233,13 @@ def reschedule_appointment(
         Appointment.objects.filter(pk=booking.appointment.pk).update(rescheduled_from=old)
         booking.appointment.rescheduled_from = old
         return booking
+
+
+def _replay_reschedule(user: User, key: str, appointment_id: int, new_slot_id: int, patient_id: int) -> Booking | None:
+    replay = _replay(user, key, slot_id=new_slot_id, patient_id=patient_id)
+    if replay is not None:
+        ensure(replay.appointment.rescheduled_from_id == appointment_id, errors.IDEMPOTENCY_KEY_REUSED)
+    return replay
 
 
 @transaction.atomic
@@ -254,6 +278,10 @@ def accept_waitlist_offer(user: User, entry_id: int, *, idempotency_key: str | N
         return replay
     with transaction.atomic():
         patient = lock_patient(entry.patient_id)
+        # A twin request with the same key may have finished while this one waited for the lock.
+        replay = _replay(user, key, slot_id=entry.offered_slot_id, patient_id=entry.patient_id)
+        if replay is not None:
+            return replay
         entry = WaitlistEntry.objects.select_for_update().get(pk=entry_id)
         ensure(entry.status == WaitlistStatus.OFFERED and entry.offered_slot_id, errors.OFFER_NOT_FOUND)
         ensure(entry.offer_expires_at and clock.now() < entry.offer_expires_at, errors.OFFER_EXPIRED)
@@ -384,9 +412,9 @@ def close_days(
     first_day: dt.date,
     last_day: dt.date,
     reason: str,
-) -> Closure:
+) -> ClosureOutcome:
     """Leave or a holiday: slots in the range close, their bookings are cancelled by the hospital and
-    the patients are told, with a link to rebook."""
+    the patients are told, with a link to rebook. Says exactly what it cancelled, nothing older."""
     ensure(last_day >= first_day, errors.DATE_RANGE_INVALID, field="last_day")
     ensure(bool(reason.strip()), errors.SESSION_INVALID, field="reason")
     practitioner = None
@@ -425,8 +453,14 @@ def close_days(
         day__gte=first_day, day__lte=last_day, status__in=[WaitlistStatus.WAITING, WaitlistStatus.OFFERED]
     )
     waiting = waiting.filter(practitioner=practitioner) if practitioner else waiting.filter(hospital_id=hospital_id)
-    waiting.update(status=WaitlistStatus.LEFT)
-    audit.record(actor, "schedule.closure.create", closure, hospital=hospital_id, detail={"cancelled": len(affected)})
+    ended = waiting.update(status=WaitlistStatus.LEFT)
+    audit.record(
+        actor,
+        "schedule.closure.create",
+        closure,
+        hospital=hospital_id,
+        detail={"cancelled": len(affected), "waitlist_ended": ended},
+    )
     ids = [a.pk for a in affected]
 
     def tell_patients() -> None:
@@ -434,7 +468,7 @@ def close_days(
             notify_closed(appointment_id)
 
     transaction.on_commit(tell_patients)
-    return closure
+    return ClosureOutcome(closure, cancelled_appointments=len(ids), ended_waitlist_entries=ended)
 
 
 @transaction.atomic
@@ -446,8 +480,10 @@ def mark_appointment(actor: User, appointment_id: int, status: str) -> Appointme
     appointment = lock_appointment(appointment_id)
     slot = Slot.objects.get(pk=appointment.slot_id)
     now = clock.now()
+    # The slot's day is a local date: compare it with today's local date, not the UTC one (which is
+    # still yesterday in Shanghai until 08:00).
     allowed = {
-        AppointmentStatus.CHECKED_IN: appointment.status == AppointmentStatus.BOOKED and now.date() >= slot.day,
+        AppointmentStatus.CHECKED_IN: appointment.status == AppointmentStatus.BOOKED and clock.today() >= slot.day,
         AppointmentStatus.NO_SHOW: appointment.status == AppointmentStatus.BOOKED and now >= slot.starts_at,
         AppointmentStatus.COMPLETED: appointment.status in ACTIVE_STATUSES and now >= slot.starts_at,
     }
@@ -498,6 +534,30 @@ def extend_slot_horizon() -> int:
     ):
         created += generate_slots(session, until=horizon(policy_for(session.hospital_id)))
     return created
+
+
+# --- reading one's notifications -----------------------------------------------------------------
+def mark_notification_read(user: User, notification_id: int) -> Notification:
+    """Mark one of the user's own notifications read (once: a second call keeps the first time).
+    Anyone else's notification looks missing."""
+    notification = (
+        Notification.objects.filter(pk=notification_id, user_id=user.pk).first() if user.is_authenticated else None
+    )
+    ensure(notification is not None, NOT_FOUND)
+    assert notification is not None
+    if notification.read_at is None:
+        now = clock.now()
+        # Conditional, so that two tabs marking it at once keep one time.
+        Notification.objects.filter(pk=notification.pk, read_at__isnull=True).update(read_at=now)
+        notification.refresh_from_db(fields=["read_at"])
+    return notification
+
+
+def mark_all_notifications_read(user: User) -> int:
+    """Mark every unread notification of the user read; returns how many were unread."""
+    if not user.is_authenticated:
+        return 0
+    return Notification.objects.filter(user_id=user.pk, read_at__isnull=True).update(read_at=clock.now())
 
 
 # --- notifications (after commit) -----------------------------------------------------------------

@@ -173,7 +173,8 @@ class ClosureIn(Schema):
 
 class ClosureOut(Schema):
     id: int
-    cancelled_appointments: int
+    cancelled_appointments: int  # cancelled by this closure; each patient's side is told
+    ended_waitlist_entries: int
 
 
 class NotificationOut(Schema):
@@ -458,14 +459,15 @@ def create_session(request: HttpRequest, payload: SessionIn) -> Status:
 
 @router.post("/schedules/closures", response={201: ClosureOut}, auth=django_auth, tags=["doctor"])
 def create_closure(request: HttpRequest, payload: ClosureIn) -> Status:
-    closure = actions.close_days(authenticated_user(request), **payload.dict())
-    cancelled = Appointment.objects.filter(
-        status="closed_by_hospital",
-        cancel_reason=closure.reason,
-        slot__day__gte=closure.first_day,
-        slot__day__lte=closure.last_day,
-    ).count()
-    return Status(201, ClosureOut(id=closure.pk, cancelled_appointments=cancelled))
+    outcome = actions.close_days(authenticated_user(request), **payload.dict())
+    return Status(
+        201,
+        ClosureOut(
+            id=outcome.closure.pk,
+            cancelled_appointments=outcome.cancelled_appointments,
+            ended_waitlist_entries=outcome.ended_waitlist_entries,
+        ),
+    )
 
 
 # --- notifications, and a trivial endpoint for load baselines ----------------------------------
@@ -477,11 +479,7 @@ def notifications(request: HttpRequest) -> list[NotificationOut]:
 
 @router.post("/notifications/{notification_id}/read", response={204: None}, auth=django_auth, tags=["accounts"])
 def read_notification(request: HttpRequest, notification_id: int) -> Status:
-    user = authenticated_user(request)
-    updated = Notification.objects.filter(pk=notification_id, user=user, read_at__isnull=True).update(
-        read_at=clock.now()
-    )
-    ensure(updated or Notification.objects.filter(pk=notification_id, user=user).exists(), NOT_FOUND)
+    actions.mark_notification_read(authenticated_user(request), notification_id)
     return Status(204, None)
 
 

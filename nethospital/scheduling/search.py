@@ -68,14 +68,15 @@ def search_doctors(query: SearchQuery, *, limit: int = 50) -> list[DoctorHit]:
         qs = qs.filter(department__code=query.department_code)
     if query.specialty:
         qs = qs.filter(specialties__code=query.specialty)
+    # A filter on visit type or "free within N days" counts only slots a patient could book now:
+    # open, released, in the future, with a free place (never past, closed or full ones).
     slots = free_slots(now).filter(practitioner=OuterRef("pk"))
     if query.modality:
         slots = slots.filter(modality=query.modality)
     if query.free_within_days is not None:
         slots = slots.filter(starts_at__lte=now + dt.timedelta(days=query.free_within_days))
+    if query.modality or query.free_within_days is not None:
         qs = qs.filter(Exists(slots))
-    elif query.modality:
-        qs = qs.filter(Exists(Slot.objects.filter(practitioner=OuterRef("pk"), modality=query.modality)))
     first_free = free_slots(now).filter(practitioner=OuterRef("pk"))
     if query.modality:
         first_free = first_free.filter(modality=query.modality)

@@ -50,7 +50,7 @@ from nethospital.scheduling.forms import (
     new_idempotency_key,
     patient_choices,
 )
-from nethospital.scheduling.models import Appointment, Closure, ScheduleSession, Slot, WaitlistEntry
+from nethospital.scheduling.models import Closure, ScheduleSession, Slot, WaitlistEntry
 from nethospital.scheduling.policy import no_show_bar, policy_for
 from nethospital.scheduling.search import SearchQuery, free_slots, next_free_by_modality, search_doctors
 from nethospital.scheduling.views_support import doctor_day_appointments
@@ -655,7 +655,7 @@ def schedule(request: HttpRequest, doctor_id: int) -> HttpResponse:
             if closure_form.is_valid():
                 data = closure_form.cleaned_data
                 try:
-                    closure = actions.close_days(
+                    outcome = actions.close_days(
                         user,
                         hospital_id=practitioner.primary_institution_id,
                         practitioner_id=practitioner.pk,
@@ -667,17 +667,15 @@ def schedule(request: HttpRequest, doctor_id: int) -> HttpResponse:
                     show_errors(closure_form, exc)
                     status = exc.status
                 else:
-                    cancelled = Appointment.objects.filter(
-                        practitioner=practitioner,
-                        status=AppointmentStatus.CLOSED_BY_HOSPITAL,
-                        cancel_reason=closure.reason,
-                        day__gte=closure.first_day,
-                        day__lte=closure.last_day,
-                    ).count()
+                    closure = outcome.closure
                     messages.success(
                         request,
                         _("Closed from %(first)s to %(last)s; %(count)s bookings cancelled and the patients told.")
-                        % {"first": closure.first_day, "last": closure.last_day, "count": cancelled},
+                        % {
+                            "first": closure.first_day,
+                            "last": closure.last_day,
+                            "count": outcome.cancelled_appointments,
+                        },
                     )
                     return redirect("scheduling:schedule", doctor_id=practitioner.pk)
         else:
@@ -696,18 +694,19 @@ def schedule(request: HttpRequest, doctor_id: int) -> HttpResponse:
 def notifications(request: HttpRequest) -> HttpResponse:
     """The user's in-app notifications; mark one or all read."""
     user = _user(request)
-    mine = Notification.objects.filter(user=user)
     if request.method == "POST":
         target = request.POST.get("notification", "")
-        unread = mine.filter(read_at__isnull=True)
-        if target == "all":
-            unread.update(read_at=clock.now())
-        elif target.isdigit() and mine.filter(pk=int(target)).exists():
-            unread.filter(pk=int(target)).update(read_at=clock.now())
-        else:
-            return error_page(request, DomainError(NOT_FOUND))
+        try:
+            if target == "all":
+                actions.mark_all_notifications_read(user)
+            elif target.isdigit() and len(target) <= 18:
+                actions.mark_notification_read(user, int(target))
+            else:
+                raise DomainError(NOT_FOUND)
+        except DomainError as exc:
+            return error_page(request, exc)
         return redirect("scheduling:notifications")
-    items = list(mine[:100])
+    items = list(Notification.objects.filter(user=user)[:100])
     return render(
         request,
         "scheduling/notifications.html",

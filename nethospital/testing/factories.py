@@ -89,7 +89,24 @@ def specialty(
 
 
 def department(org: Organization, code: str = "cardiology") -> Department:
-    spec = specialty(code)
+    """The department ``code`` of ``org``, named after its specialty: the known codes get their real
+    names, any other code a name made from the code (never another department's name)."""
+    known = {
+        "cardiology": ("心血管内科", "Cardiology"),
+        "endocrinology": ("内分泌科", "Endocrinology"),
+        "respiratory": ("呼吸内科", "Respiratory Medicine"),
+        "neurology": ("神经内科", "Neurology"),
+        "paediatrics": ("儿科", "Paediatrics"),
+        "gastroenterology": ("消化内科", "Gastroenterology"),
+        "dermatology": ("皮肤科", "Dermatology"),
+        "general-practice": ("全科医学科", "General Practice"),
+        "orthopaedics": ("骨科", "Orthopaedics"),
+        "geriatrics": ("老年医学科", "Geriatrics"),
+        "internal-medicine": ("内科", "Internal Medicine"),
+    }
+    made_up = code.replace("-", " ").replace("_", " ").capitalize()
+    name_zh, name_en = known.get(code, (made_up, made_up))
+    spec = specialty(code, name_zh, name_en, paediatric=code.startswith("paediatric"))
     return Department.objects.get_or_create(
         organization=org, code=code, defaults={"name_zh": spec.name_zh, "name_en": spec.name_en, "specialty": spec}
     )[0]

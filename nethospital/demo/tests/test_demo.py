@@ -3,6 +3,7 @@ identity number, and idempotent."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 
 import pytest
@@ -23,6 +24,9 @@ from nethospital.directory.models import Department, Organization, Practitioner
 from nethospital.directory.rules import can_practise
 from nethospital.records.access import access_patient_chart
 from nethospital.records.models import Registration
+from nethospital.scheduling.choices import Modality
+from nethospital.scheduling.models import ScheduleSession
+from nethospital.scheduling.search import SearchQuery, free_slots, search_doctors
 from nethospital.testing.totp import code_for, enable_totp
 
 pytestmark = pytest.mark.django_db
@@ -180,6 +184,38 @@ def test_seeded_chart_openings_show_in_the_patients_access_log():
     doctor = User.objects.get(email=data.email("zhou.min"))
     doctor.is_mfa_verified = True
     assert access_patient_chart(doctor, patient01.pk) == patient01
+
+
+def test_verified_doctors_have_free_slots_of_every_visit_type_in_the_coming_week():
+    output = run_demo()
+
+    doctors = Practitioner.objects.filter(profession=Profession.PHYSICIAN)
+    verified = doctors.filter(verification_status=VerificationStatus.VERIFIED)
+    city = Organization.objects.get(name_en="First Affiliated Hospital of East China Medical University")
+    online = Organization.objects.get(kind=OrganizationKind.INTERNET_HOSPITAL)
+    sessions = ScheduleSession.objects.all()
+    assert f"{sessions.count()} clinic sessions" in output
+    # Every verified doctor has 2-4 weekly sessions, made by an admin of the doctor's hospital
+    # through the action (audited); the pending and the suspended doctor have none (R5).
+    for doctor in verified:
+        mine = sessions.filter(practitioner=doctor)
+        assert 2 <= mine.count() <= 4, doctor.legal_name
+        assert all(s.created_by.has_role(Role.HOSPITAL_ADMIN) for s in mine)
+    assert not sessions.exclude(practitioner__in=verified).exists()
+    assert AuditEntry.objects.filter(action="schedule.session.create").count() == sessions.count()
+    # Video and text visits of the city hospital's doctors run in its internet hospital (R24).
+    city_online = sessions.filter(practitioner__primary_institution=city).exclude(modality=Modality.IN_PERSON)
+    assert set(city_online.values_list("hospital_id", flat=True)) == {online.pk}
+
+    # Whatever the day it runs, the next 7 days have free, released slots of each visit type, and
+    # every verified doctor is found by "a free slot within 7 days".
+    soon = free_slots().filter(starts_at__lte=clock.now() + dt.timedelta(days=7))
+    assert set(soon.values_list("modality", flat=True)) == {Modality.IN_PERSON, Modality.VIDEO, Modality.TEXT}
+    found = search_doctors(SearchQuery(free_within_days=7), limit=100)
+    assert {hit.practitioner.pk for hit in found} == set(verified.values_list("pk", flat=True))
+    for modality in Modality.values:
+        assert search_doctors(SearchQuery(modality=modality, free_within_days=7), limit=100)
+    assert verify_chain().is_intact
 
 
 def test_demo_totp_prints_the_current_code_of_demo_accounts_only():

@@ -3,18 +3,34 @@ is the expected status, and a refused request changes nothing (CONVENTIONS: perm
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 from dataclasses import dataclass, field
 
 import pytest
 from django.test import Client
+from django.urls import resolve
 
 from nethospital.accounts.choices import Role
 from nethospital.accounts.models import FamilyLink, Patient, RoleGrant, User
+from nethospital.core import clock
+from nethospital.core.models import Notification
 from nethospital.directory.choices import Profession, Title, VerificationStatus
 from nethospital.directory.models import Organization, Practitioner, VerificationEvent
 from nethospital.records.actions import register_patient_at_hospital
 from nethospital.records.models import Registration
+from nethospital.scheduling import actions as scheduling_actions
+from nethospital.scheduling import api as scheduling_api
+from nethospital.scheduling import urls as scheduling_urls
+from nethospital.scheduling.models import (
+    Appointment,
+    BookingPolicy,
+    Closure,
+    ScheduleSession,
+    Slot,
+    WaitlistEntry,
+)
 from nethospital.testing import factories
 
 pytestmark = pytest.mark.django_db
@@ -128,6 +144,17 @@ def snapshot() -> list:
         list(VerificationEvent.objects.order_by("pk").values_list("pk")),
         list(Organization.objects.order_by("pk").values_list("pk", "is_active")),
         list(Registration.objects.order_by("pk").values_list("pk")),
+        list(ScheduleSession.objects.order_by("pk").values_list("pk", "is_active")),
+        list(Closure.objects.order_by("pk").values_list("pk")),
+        list(BookingPolicy.objects.order_by("pk").values_list("pk")),
+        list(Slot.objects.order_by("pk").values_list("pk", "status", "booked_count")),
+        list(
+            Appointment.objects.order_by("pk").values_list(
+                "pk", "status", "cancelled_at", "checked_in_at", "rescheduled_from_id"
+            )
+        ),
+        list(WaitlistEntry.objects.order_by("pk").values_list("pk", "status", "offered_slot_id", "appointment_id")),
+        list(Notification.objects.order_by("pk").values_list("pk", "read_at")),
     ]
 
 
@@ -273,3 +300,325 @@ def test_page_by_role(world, login_as, actor, method, path, body, expected):
         assert response["Location"].startswith("/accounts/login/")
     changed = snapshot() != before
     assert changed == (method == "post" and response.status_code == 302 and actor != "anonymous")
+
+
+# --- scheduling: every endpoint and page of nethospital/scheduling ---------------------------------
+
+# Monday 2026-11-23 09:00 in Shanghai (kept in UTC: the audit chain hashes the moment as given).
+MONDAY_9AM = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)
+MONDAY, TUESDAY, WEDNESDAY, THURSDAY, FRIDAY = (dt.date(2026, 11, 23) + dt.timedelta(days=n) for n in range(5))
+# Everyone with a second factor who runs the doctor's schedule: the doctor, an admin of the doctor's
+# hospital, the platform admin.
+SCHEDULE_KEEPERS = ("doctor", "hospital_admin", "platform_admin")
+
+
+@pytest.fixture
+def frozen_monday():
+    with clock.frozen(MONDAY_9AM, all_threads=True):
+        yield
+
+
+@pytest.fixture
+def booked(frozen_monday, world, django_capture_on_commit_callbacks) -> dict[str, int]:
+    """The world's doctor with sessions from Monday to Thursday (made by the hospital admin) and the
+    world's patient with: a booking today (to mark), a booking on Wednesday (to cancel, move or put
+    in a calendar), a waitlist place offered on Tuesday (to accept or leave) and an unread
+    notification. Returns the ids the cases use."""
+    admin = world.users["hospital_admin"]
+    admin.is_mfa_verified = True  # a set-up step, as if past the second factor
+    doctor = Practitioner.objects.get(user=world.users["doctor"])
+    patient_user = world.users["patient"]
+    for day, start, minutes in ((MONDAY, 10, 15), (TUESDAY, 9, 15), (WEDNESDAY, 9, 30), (THURSDAY, 9, 15)):
+        scheduling_actions.create_session(
+            admin,
+            doctor.pk,
+            on_date=day,
+            period="morning",
+            start_time=dt.time(start, 0),
+            end_time=dt.time(start, minutes),
+            modality="in_person",
+        )
+    slot = {(s.day, s.starts_at.minute): s.pk for s in Slot.objects.filter(practitioner=doctor).order_by("starts_at")}
+
+    def book(user: User, slot_id: int, key: str) -> int:
+        patient_id = factories.patient_of(user).pk
+        return scheduling_actions.book_appointment(
+            user, slot_id, patient_id=patient_id, idempotency_key=key
+        ).appointment.pk
+
+    with django_capture_on_commit_callbacks(execute=True):
+        today = book(patient_user, slot[(MONDAY, 0)], "matrix-today-01")
+    wednesday = book(patient_user, slot[(WEDNESDAY, 0)], "matrix-wednesday")
+    holder = factories.patient_user()
+    held = book(holder, slot[(TUESDAY, 0)], "matrix-holder-01")
+    entry = scheduling_actions.join_waitlist(patient_user, doctor.pk, TUESDAY, patient_id=world.patient.pk)
+    scheduling_actions.cancel_appointment(holder, held)  # the place is offered to the world's patient
+    entry.refresh_from_db()
+    assert entry.status == "offered"
+    notification = Notification.objects.get(user=patient_user)
+    return {
+        "doctor": doctor.pk,
+        "hospital": world.hospital.pk,
+        "patient": world.patient.pk,
+        "today": today,
+        "wednesday": wednesday,
+        "wednesday_later": slot[(WEDNESDAY, 15)],
+        "thursday": slot[(THURSDAY, 0)],
+        "entry": entry.pk,
+        "notification": notification.pk,
+    }
+
+
+def _fill_ids(value, ids: dict[str, int]):
+    """Put the ids into a path or body: a whole "{name}" becomes the number, dates stay strings."""
+    if isinstance(value, str):
+        if value.startswith("{") and value.endswith("}") and value[1:-1] in ids:
+            return ids[value[1:-1]]
+        return value.format(**ids)
+    if isinstance(value, dict):
+        return {k: _fill_ids(v, ids) for k, v in value.items()}
+    return value
+
+
+def case_id(case: tuple) -> str:
+    """A test id: method and path, and which form or kind of closure when one path has several."""
+    method, path, body, _ = case
+    if body and "form" in body:
+        return f"{method} {path} ({body['form']})"
+    if body and "closures" in path:
+        return f"{method} {path} ({'doctor' if 'practitioner_id' in body else 'hospital'})"
+    return f"{method} {path}"
+
+
+EVERYONE = dict.fromkeys(ACTORS, 200)
+PATIENT_SIDE_ONLY = {"doctor": 403, "doctor_no_mfa": 403}  # the appointment's doctor is told, others see nothing
+CALENDAR_READERS = {"patient": 200, "doctor": 200, "hospital_admin": 200, "platform_admin": 200, "doctor_no_mfa": 403}
+MARKERS = {**dict.fromkeys(SCHEDULE_KEEPERS, 200), "doctor_no_mfa": 403, "patient": 403}
+
+# (method, path template, body, expected status per actor)
+SCHEDULING_API_CASES = [
+    ("get", "/api/doctors?text=心血管", None, EVERYONE),
+    ("get", "/api/doctors/{doctor}", None, EVERYONE),
+    ("get", "/api/doctors/{doctor}/slots", None, EVERYONE),
+    (
+        "post",
+        "/api/appointments",
+        {"slot_id": "{thursday}", "patient_id": "{patient}"},
+        ok_for(default=403, patient=201),  # R30: only for oneself or registered family
+    ),
+    ("get", "/api/appointments/mine", None, ok_for(*ACTORS[1:], default=200)),
+    (
+        "post",
+        "/api/appointments/{wednesday}/cancel",
+        {"reason": ""},
+        ok_for("patient", default=404, **PATIENT_SIDE_ONLY),
+    ),
+    (
+        "post",
+        "/api/appointments/{wednesday}/reschedule",
+        {"slot_id": "{wednesday_later}"},
+        ok_for(default=404, patient=201, **PATIENT_SIDE_ONLY),
+    ),
+    ("get", "/api/appointments/{wednesday}/calendar.ics", None, ok_for(default=404, **CALENDAR_READERS)),
+    (
+        "post",
+        "/api/waitlist",
+        {"practitioner_id": "{doctor}", "day": THURSDAY.isoformat(), "patient_id": "{patient}"},
+        ok_for(default=403, patient=201),
+    ),
+    ("post", "/api/waitlist/{entry}/accept", {}, ok_for(default=403, patient=201)),
+    ("delete", "/api/waitlist/{entry}", None, ok_for(default=403, patient=204)),
+    (
+        "get",
+        f"/api/doctor/day?day={MONDAY.isoformat()}",
+        None,
+        ok_for("doctor", default=403),  # a pharmacist is a practitioner but has no day of appointments
+    ),
+    ("post", "/api/appointments/{today}/mark", {"status": "checked_in"}, ok_for(default=404, **MARKERS)),
+    (
+        "post",
+        "/api/schedules/sessions",
+        {
+            "practitioner_id": "{doctor}",
+            "on_date": FRIDAY.isoformat(),
+            "period": "morning",
+            "start_time": "09:00",
+            "end_time": "09:30",
+            "modality": "video",
+        },
+        ok_for(default=403, **dict.fromkeys(SCHEDULE_KEEPERS, 201)),
+    ),
+    (
+        "post",
+        "/api/schedules/closures",
+        {
+            "hospital_id": "{hospital}",
+            "practitioner_id": "{doctor}",
+            "first_day": WEDNESDAY.isoformat(),
+            "last_day": WEDNESDAY.isoformat(),
+            "reason": "外出会诊",
+        },
+        ok_for(default=403, **dict.fromkeys(SCHEDULE_KEEPERS, 201)),
+    ),
+    (
+        "post",
+        "/api/schedules/closures",
+        {
+            "hospital_id": "{hospital}",
+            "first_day": WEDNESDAY.isoformat(),
+            "last_day": WEDNESDAY.isoformat(),
+            "reason": "医院停诊",
+        },
+        ok_for(default=403, hospital_admin=201, platform_admin=201),  # the whole hospital: admins only
+    ),
+    ("get", "/api/notifications", None, ok_for(*ACTORS[1:], default=200)),
+    ("post", "/api/notifications/{notification}/read", {}, ok_for(default=404, patient=204)),
+    ("get", "/api/ping", None, ok_for(*ACTORS[1:], default=200)),
+]
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+@pytest.mark.parametrize(
+    ("method", "path", "body", "expected"),
+    SCHEDULING_API_CASES,
+    ids=[case_id(c) for c in SCHEDULING_API_CASES],
+)
+def test_scheduling_api_endpoint_by_role(booked, world, login_as, actor, method, path, body, expected):
+    client = client_for(world, actor, login_as)
+    before = snapshot()
+    kwargs = {"content_type": "application/json", "HTTP_IDEMPOTENCY_KEY": "matrix-request-0001"}
+    if body is not None:
+        kwargs["data"] = json.dumps(_fill_ids(body, booked))
+    response = getattr(client, method)(_fill_ids(path, booked), **kwargs)
+    assert response.status_code == expected[actor], response.content[:300]
+    if response.status_code >= 400:
+        assert "error" in response.json()
+        assert snapshot() == before, "a refused request changed data"
+    elif method == "get":
+        assert snapshot() == before, "a read changed data"
+    else:
+        assert snapshot() != before, "an accepted write changed nothing"
+
+
+SCHEDULING_PAGE_CASES = [
+    ("get", "/doctors/?text=心血管", None, EVERYONE),
+    ("get", "/doctors/{doctor}/", None, EVERYONE),
+    ("get", "/slots/{thursday}/book/", None, pages_ok_for(*LOGGED_IN, default=200)),
+    (
+        "post",
+        "/slots/{thursday}/book/",
+        {"patient": "{patient}", "idempotency_key": "matrix-page-key-1"},
+        pages_ok_for(default=422, patient=302),  # nobody else may choose this patient (R30)
+    ),
+    ("get", "/appointments/", None, pages_ok_for(*LOGGED_IN, default=200)),
+    (
+        "post",
+        "/appointments/{wednesday}/cancel/",
+        {"reason": ""},
+        pages_ok_for(default=404, patient=302, **PATIENT_SIDE_ONLY),
+    ),
+    (
+        "get",
+        "/appointments/{wednesday}/reschedule/",
+        None,
+        pages_ok_for("patient", default=404, **PATIENT_SIDE_ONLY),
+    ),
+    (
+        "post",
+        "/appointments/{wednesday}/reschedule/",
+        {"slot": "{wednesday_later}", "idempotency_key": "matrix-page-key-2"},
+        pages_ok_for(default=404, patient=302, **PATIENT_SIDE_ONLY),
+    ),
+    ("get", "/appointments/{wednesday}/calendar.ics", None, pages_ok_for(default=404, **CALENDAR_READERS)),
+    (
+        "post",
+        "/waitlist/join/",
+        {"practitioner": "{doctor}", "day": THURSDAY.isoformat(), "patient": "{patient}"},
+        pages_ok_for(default=403, patient=302),
+    ),
+    (
+        "post",
+        "/waitlist/{entry}/accept/",
+        {"idempotency_key": "matrix-page-key-3"},
+        pages_ok_for(default=403, patient=302),
+    ),
+    ("post", "/waitlist/{entry}/leave/", {}, pages_ok_for(default=403, patient=302)),
+    ("get", f"/doctor/day/?day={MONDAY.isoformat()}", None, pages_ok_for("doctor", default=403)),
+    (
+        "post",
+        "/appointments/{today}/mark/",
+        {"status": "checked_in", "day": MONDAY.isoformat()},
+        pages_ok_for(default=404, **{**MARKERS, **dict.fromkeys(SCHEDULE_KEEPERS, 302)}),
+    ),
+    ("get", "/schedules/{doctor}/", None, pages_ok_for(*SCHEDULE_KEEPERS, default=403)),
+    (
+        "post",
+        "/schedules/{doctor}/",
+        {
+            "form": "session",
+            "session-hospital": "{hospital}",
+            "session-on_date": FRIDAY.isoformat(),
+            "session-period": "morning",
+            "session-start_time": "09:00",
+            "session-end_time": "09:30",
+            "session-slot_minutes": "15",
+            "session-capacity": "1",
+            "session-modality": "video",
+            "session-fee": "30",
+        },
+        pages_ok_for(default=403, **dict.fromkeys(SCHEDULE_KEEPERS, 302)),
+    ),
+    (
+        "post",
+        "/schedules/{doctor}/",
+        {
+            "form": "closure",
+            "closure-first_day": WEDNESDAY.isoformat(),
+            "closure-last_day": WEDNESDAY.isoformat(),
+            "closure-reason": "外出会诊",
+        },
+        pages_ok_for(default=403, **dict.fromkeys(SCHEDULE_KEEPERS, 302)),
+    ),
+    ("get", "/notifications/", None, pages_ok_for(*LOGGED_IN, default=200)),
+    ("post", "/notifications/", {"notification": "{notification}"}, pages_ok_for(default=404, patient=302)),
+]
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+@pytest.mark.parametrize(
+    ("method", "path", "body", "expected"),
+    SCHEDULING_PAGE_CASES,
+    ids=[case_id(c) for c in SCHEDULING_PAGE_CASES],
+)
+def test_scheduling_page_by_role(booked, world, login_as, actor, method, path, body, expected):
+    client = client_for(world, actor, login_as)
+    before = snapshot()
+    url = _fill_ids(path, booked)
+    response = client.get(url) if method == "get" else client.post(url, _fill_ids(body, booked))
+    assert response.status_code == expected[actor], (actor, response.status_code)
+    if actor == "anonymous" and response.status_code == 302:
+        assert response["Location"].startswith("/accounts/login/")
+    changed = snapshot() != before
+    assert changed == (method == "post" and response.status_code == 302 and actor != "anonymous")
+
+
+def _route_pattern(template: str) -> re.Pattern[str]:
+    """``/api/doctors/{doctor_id}`` or ``/api/doctors/{doctor}`` as a regular expression."""
+    return re.compile("^" + "[^/]+".join(re.escape(part) for part in re.split(r"\{[^/}]+\}", template)) + "$")
+
+
+def test_the_scheduling_matrix_covers_every_endpoint_and_page():
+    """A new endpoint or page of the scheduling app fails here until it has its rows above."""
+    cases = [(method.upper(), path.split("?")[0]) for method, path, _, _ in SCHEDULING_API_CASES]
+    routes = [
+        (method, f"/api{route}")
+        for route, view in scheduling_api.router.path_operations.items()
+        for operation in view.operations
+        for method in operation.methods
+    ]
+    assert len(routes) == 18
+    missing = [r for r in routes if not any(m == r[0] and _route_pattern(r[1]).match(p) for m, p in cases)]
+    assert missing == []
+    ids = dict.fromkeys(("doctor", "today", "wednesday", "thursday", "entry", "notification"), 1)
+    covered = {resolve(_fill_ids(path, ids).split("?")[0]).url_name for _, path, _, _ in SCHEDULING_PAGE_CASES}
+    assert {url.name for url in scheduling_urls.urlpatterns} - covered == set()

@@ -172,3 +172,129 @@ def test_my_appointments_and_calendar_file(doctors, patient_user, login_as):
     assert "DTSTART:20261125T010000Z" in text and "STATUS:CONFIRMED" in text
     outsider = login_as(factories.patient_user())
     assert outsider.get(f"/api/appointments/{booked['id']}/calendar.ics").status_code == 404
+
+
+def test_a_closure_reports_only_the_bookings_it_cancelled(doctors, patient_user, login_as, city_hospital):
+    # given a booking with each of two doctors on the same day, and the second doctor's day already
+    # closed for the same reason
+    admin = factories.hospital_admin(city_hospital)
+    client = login_as(admin, mfa=True)
+    for doctor in doctors:
+        user = factories.patient_user()
+        actions.book_appointment(
+            user,
+            first_slot(doctor).pk,
+            patient_id=factories.patient_of(user).pk,
+            idempotency_key=f"close-key-{doctor.pk:04d}",
+        )
+    body = {
+        "hospital_id": city_hospital.pk,
+        "first_day": DAY.isoformat(),
+        "last_day": DAY.isoformat(),
+        "reason": "休假",
+    }
+    earlier = post(client, "/api/schedules/closures", dict(body, practitioner_id=doctors[1].pk))
+    assert (earlier.status_code, earlier.json()["cancelled_appointments"]) == (201, 1)
+
+    # when the first doctor's day closes for the same reason, then again
+    closed = post(client, "/api/schedules/closures", dict(body, practitioner_id=doctors[0].pk))
+    again = post(client, "/api/schedules/closures", dict(body, practitioner_id=doctors[0].pk))
+
+    # then each answer counts the bookings that request cancelled, not every cancelled one that looks alike
+    assert closed.status_code == again.status_code == 201
+    assert {k: closed.json()[k] for k in ("cancelled_appointments", "ended_waitlist_entries")} == {
+        "cancelled_appointments": 1,
+        "ended_waitlist_entries": 0,
+    }
+    assert again.json()["cancelled_appointments"] == 0
+    assert Appointment.objects.filter(status="closed_by_hospital").count() == 2
+
+
+def test_the_visit_type_filter_counts_only_slots_a_patient_could_book_now(
+    frozen, city_hospital, internet_hospital, client
+):
+    # given five video doctors whose only video slot is past, closed, full, not yet released, or free
+    admin = factories.hospital_admin(city_hospital)
+    admin.is_mfa_verified = True
+    made = {}
+    for case, day in (
+        ("past", NOW.date() - dt.timedelta(days=1)),
+        ("closed", DAY),
+        ("full", DAY),
+        ("unreleased", NOW.date() + dt.timedelta(days=10)),
+        ("free", DAY),
+    ):
+        doctor = factories.doctor(city_hospital, admin=admin, legal_name=f"视频{case}")
+        with clock.frozen(NOW - dt.timedelta(days=3) if case == "past" else NOW):
+            actions.create_session(
+                admin,
+                doctor.pk,
+                on_date=day,
+                period="afternoon",
+                start_time=dt.time(14, 0),
+                end_time=dt.time(14, 15),
+                modality="video",
+            )
+        made[case] = doctor
+    (past,) = Slot.objects.filter(practitioner=made["past"])
+    assert past.starts_at < NOW
+    actions.close_days(
+        admin,
+        hospital_id=city_hospital.pk,
+        practitioner_id=made["closed"].pk,
+        first_day=DAY,
+        last_day=DAY,
+        reason="休假",
+    )
+    user = factories.patient_user()
+    actions.book_appointment(
+        user, first_slot(made["full"]).pk, patient_id=factories.patient_of(user).pk, idempotency_key="fill-it-0001"
+    )
+    assert first_slot(made["unreleased"]).release_at > NOW
+
+    # when a patient looks for video doctors (with and without "free within 30 days")
+    found = [d["name"] for d in client.get("/api/doctors", {"modality": "video"}).json()]
+    within = [d["name"] for d in client.get("/api/doctors", {"modality": "video", "free_within_days": 30}).json()]
+    in_person = client.get("/api/doctors", {"modality": "in_person"}).json()
+
+    # then only the doctor with a free, released, future video slot is found
+    assert found == within == ["视频free"]
+    assert in_person == []
+
+
+def test_doctors_of_other_departments_are_named_after_their_own_department(frozen, city_hospital, client):
+    admin = factories.hospital_admin(city_hospital)
+    paediatrician = factories.doctor(city_hospital, admin=admin, legal_name="儿医", department_code="paediatrics")
+    cardiologist = factories.doctor(city_hospital, admin=admin, legal_name="心医")
+    made_up = factories.department(city_hospital, "sleep-medicine")
+
+    assert (paediatrician.department.name_zh, paediatrician.department.name_en) == ("儿科", "Paediatrics")
+    assert paediatrician.specialties.get().is_paediatric
+    assert (cardiologist.department.name_zh, cardiologist.department.name_en) == ("心血管内科", "Cardiology")
+    assert (made_up.name_zh, made_up.name_en) == ("Sleep medicine", "Sleep medicine")
+    by_department = [d["name"] for d in client.get("/api/doctors", {"text": "心血管"}).json()]
+    assert by_department == ["心医"]
+    detail = client.get(f"/api/doctors/{paediatrician.pk}").json()
+    assert (detail["department"], detail["specialties"]) == (str(paediatrician.department), ["儿科"])
+
+
+def test_notifications_are_marked_read_through_the_api_by_their_owner_only(
+    doctors, patient_user, login_as, django_capture_on_commit_callbacks
+):
+    client = login_as(patient_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        post(
+            client,
+            "/api/appointments",
+            {"slot_id": first_slot(doctors[0]).pk, "patient_id": factories.patient_of(patient_user).pk},
+            key="notify-00001",
+        )
+    (listed,) = client.get("/api/notifications").json()
+    assert listed["read_at"] is None
+    outsider = login_as(factories.patient_user())
+    refused = post(outsider, f"/api/notifications/{listed['id']}/read", {})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (404, "not_found")
+    assert post(client, f"/api/notifications/{listed['id']}/read", {}).status_code == 204
+    assert post(client, f"/api/notifications/{listed['id']}/read", {}).status_code == 204
+    (read,) = client.get("/api/notifications").json()
+    assert dt.datetime.fromisoformat(read["read_at"]) == NOW

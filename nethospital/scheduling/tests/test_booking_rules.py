@@ -350,3 +350,127 @@ def test_the_doctor_marks_check_in_and_no_show_only_when_it_makes_sense(clinic, 
     with pytest.raises(DomainError) as caught:
         actions.mark_appointment(patient_user, appointment.pk, "completed")
     assert caught.value.code in ("permission_denied", "not_found")
+
+
+def test_check_in_uses_the_local_day_not_the_utc_one(clinic, patient_user):
+    # given a booking on Wednesday 09:00 (Shanghai)
+    slot = slots(clinic["doctor"])[0]
+    doctor_user = clinic["doctor"].user
+    doctor_user.is_mfa_verified = True
+    with clock.frozen(MONDAY_9AM):
+        appointment = book(patient_user, slot).appointment
+    # when the doctor checks the patient in on Tuesday 23:30 local (15:30 UTC): still the day before
+    with clock.frozen(dt.datetime(2026, 11, 24, 15, 30, tzinfo=dt.UTC)), pytest.raises(DomainError) as caught:
+        actions.mark_appointment(doctor_user, appointment.pk, "checked_in")
+    assert caught.value.code == "bad_mark"
+    # and on Wednesday 00:30 local, which is still Tuesday 16:30 in UTC: it is the slot's day
+    with clock.frozen(dt.datetime(2026, 11, 24, 16, 30, tzinfo=dt.UTC)):
+        marked = actions.mark_appointment(doctor_user, appointment.pk, "checked_in")
+    # then the check-in is accepted
+    assert marked.status == AppointmentStatus.CHECKED_IN
+    assert Appointment.objects.get(pk=appointment.pk).checked_in_at == at(WEDNESDAY, 0, 30)
+
+
+def test_closing_days_says_exactly_what_it_cancelled(clinic, patient_user, city_hospital):
+    # given two doctors with a booking each on Wednesday, and the second doctor's Wednesday already
+    # closed once for the same reason
+    admin = clinic["admin"]
+    admin.is_mfa_verified = True
+    with clock.frozen(MONDAY_9AM):
+        other_doctor = factories.doctor(city_hospital, admin=admin, legal_name="赵脑", department_code="neurology")
+        actions.create_session(
+            admin,
+            other_doctor.pk,
+            on_date=WEDNESDAY,
+            period="morning",
+            start_time=dt.time(9, 0),
+            end_time=dt.time(9, 30),
+            modality="in_person",
+        )
+        first, second = slots(clinic["doctor"])[:2]
+        mine = book(patient_user, first).appointment
+        checked_in = book(factories.patient_user(), second).appointment
+        book(factories.patient_user(), slots(other_doctor)[0])
+        waiting = factories.patient_user()
+        actions.join_waitlist(waiting, clinic["doctor"].pk, WEDNESDAY, patient_id=factories.patient_of(waiting).pk)
+        earlier = actions.close_days(
+            admin,
+            hospital_id=city_hospital.pk,
+            practitioner_id=other_doctor.pk,
+            first_day=WEDNESDAY,
+            last_day=WEDNESDAY,
+            reason="休假",
+        )
+    with clock.frozen(at(WEDNESDAY, 0, 10)):
+        actions.mark_appointment(admin, checked_in.pk, "checked_in")
+        # when the first doctor's Wednesday and Thursday close for the same reason
+        outcome = actions.close_days(
+            admin,
+            hospital_id=city_hospital.pk,
+            practitioner_id=clinic["doctor"].pk,
+            first_day=WEDNESDAY,
+            last_day=WEDNESDAY + dt.timedelta(days=1),
+            reason="休假",
+        )
+        # and the same days close again
+        again = actions.close_days(
+            admin,
+            hospital_id=city_hospital.pk,
+            practitioner_id=clinic["doctor"].pk,
+            first_day=WEDNESDAY,
+            last_day=WEDNESDAY,
+            reason="休假",
+        )
+    # then each closure counts only the bookings it cancelled itself (a checked-in one included)
+    assert (earlier.cancelled_appointments, earlier.ended_waitlist_entries) == (1, 0)
+    assert (outcome.cancelled_appointments, outcome.ended_waitlist_entries) == (2, 1)
+    assert (again.cancelled_appointments, again.ended_waitlist_entries) == (0, 0)
+    assert outcome.closure.practitioner_id == clinic["doctor"].pk
+    statuses = set(Appointment.objects.filter(pk__in=[mine.pk, checked_in.pk]).values_list("status", flat=True))
+    assert statuses == {AppointmentStatus.CLOSED_BY_HOSPITAL}
+    entry = AuditEntry.objects.get(action="schedule.closure.create", object_id=str(outcome.closure.pk))
+    assert entry.detail == {"cancelled": 2, "waitlist_ended": 1}
+
+
+def test_a_reschedule_retried_with_its_key_returns_the_first_move_and_a_reused_key_is_refused(clinic, patient_user):
+    first, second, third = slots(clinic["doctor"])[:3]
+    with clock.frozen(MONDAY_9AM):
+        # an earlier booking of the third slot, made and cancelled with a key
+        plain = book(patient_user, third, key="plain-key-0001").appointment
+        actions.cancel_appointment(patient_user, plain.pk)
+        original = book(patient_user, first).appointment
+        moved = actions.reschedule_appointment(patient_user, original.pk, second.pk, idempotency_key="move-once-01")
+        again = actions.reschedule_appointment(patient_user, original.pk, second.pk, idempotency_key="move-once-01")
+        # a move that reuses the earlier booking's key is not a retry of it: refused, not "replayed"
+        with pytest.raises(DomainError) as caught:
+            actions.reschedule_appointment(
+                patient_user, moved.appointment.pk, third.pk, idempotency_key="plain-key-0001"
+            )
+    assert (moved.created, again.created, again.appointment.pk) == (True, False, moved.appointment.pk)
+    assert caught.value.code == "idempotency_key_reused"
+    assert AuditEntry.objects.filter(action="appointment.cancel", object_id=str(original.pk)).count() == 1
+    assert Appointment.objects.get(pk=moved.appointment.pk).status == AppointmentStatus.BOOKED
+    assert Slot.objects.get(pk=third.pk).booked_count == 0
+
+
+def test_marking_a_notification_read_is_for_its_owner_only_and_keeps_the_first_time(
+    clinic, patient_user, django_capture_on_commit_callbacks
+):
+    with clock.frozen(MONDAY_9AM), django_capture_on_commit_callbacks(execute=True):
+        book(patient_user, slots(clinic["doctor"])[0])
+    notification = Notification.objects.get(user=patient_user)
+    other = factories.patient_user()
+    with clock.frozen(MONDAY_9AM), pytest.raises(DomainError) as caught:
+        actions.mark_notification_read(other, notification.pk)
+    assert caught.value.code == "not_found"
+    assert Notification.objects.get(pk=notification.pk).read_at is None
+    with clock.frozen(MONDAY_9AM + dt.timedelta(minutes=5)):
+        assert actions.mark_notification_read(patient_user, notification.pk).read_at == MONDAY_9AM + dt.timedelta(
+            minutes=5
+        )
+    with clock.frozen(MONDAY_9AM + dt.timedelta(minutes=9)):
+        again = actions.mark_notification_read(patient_user, notification.pk)
+        assert actions.mark_all_notifications_read(patient_user) == 0
+    assert again.read_at == MONDAY_9AM + dt.timedelta(minutes=5)
+    with pytest.raises(DomainError):
+        actions.mark_notification_read(patient_user, 987654321)

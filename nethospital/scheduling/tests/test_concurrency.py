@@ -24,6 +24,7 @@ from django.test import Client
 
 from nethospital.core import audit, clock
 from nethospital.core.errors import DomainError
+from nethospital.core.models import AuditEntry
 from nethospital.scheduling import actions
 from nethospital.scheduling.choices import ACTIVE_STATUSES
 from nethospital.scheduling.models import Appointment, Slot
@@ -210,3 +211,54 @@ def test_twenty_concurrent_http_posts_with_one_idempotency_key(city_hospital, ad
     assert statuses == Counter({201: 1, 200: 19})
     (appointment,) = Appointment.objects.filter(slot=slot)
     assert {appointment_id for _, (_, appointment_id) in results} == {appointment.pk}
+
+
+def test_ten_reschedules_with_one_key_move_the_booking_once(city_hospital, admin):
+    # given a patient booked in the first of three slots of one doctor (the target takes five, so a
+    # second appointment could fit if the key failed)
+    _, slots = new_doctor(city_hospital, admin, capacity=5, slots=3)
+    user = factories.patient_user()
+    old = book(user, slots[0].pk, key="first-booking-01").appointment
+
+    # when the same reschedule request (same idempotency key) arrives 10 times at once
+    results = run_together(
+        10, lambda i: actions.reschedule_appointment(user, old.pk, slots[1].pk, idempotency_key="move-key-000001")
+    )
+
+    # then one new appointment, every call answered with it, and the old one cancelled exactly once
+    assert outcomes(results) == Counter({"booked": 1, "replayed": 9})
+    (new,) = Appointment.objects.filter(patient=factories.patient_of(user)).exclude(pk=old.pk)
+    assert {value.appointment.pk for _, value in results} == {new.pk}
+    assert (new.slot_id, new.rescheduled_from_id, new.status) == (slots[1].pk, old.pk, "booked")
+    old.refresh_from_db()
+    assert old.status == "cancelled"
+    assert AuditEntry.objects.filter(action="appointment.cancel", object_id=str(old.pk)).count() == 1
+    assert AuditEntry.objects.filter(action="appointment.book").count() == 2  # the first booking and the move
+    counts = dict(Slot.objects.filter(pk__in=[s.pk for s in slots]).values_list("pk", "booked_count"))
+    assert counts == {slots[0].pk: 0, slots[1].pk: 1, slots[2].pk: 0}
+    assert audit.verify_chain().is_intact
+
+
+def test_ten_acceptances_of_one_offer_with_one_key_make_one_appointment(city_hospital, admin):
+    # given a full slot, a patient on the waitlist, and the place offered to them after a cancellation
+    doctor, (slot,) = new_doctor(city_hospital, admin, capacity=1)
+    holder, waiting = factories.patient_user(), factories.patient_user()
+    held = book(holder, slot.pk, key="holder-key-0001").appointment
+    entry = actions.join_waitlist(waiting, doctor.pk, booking_day(), patient_id=factories.patient_of(waiting).pk)
+    actions.cancel_appointment(holder, held.pk)
+    entry.refresh_from_db()
+    assert (entry.status, entry.offered_slot_id) == ("offered", slot.pk)
+
+    # when the acceptance arrives 10 times at once with one idempotency key
+    results = run_together(
+        10, lambda i: actions.accept_waitlist_offer(waiting, entry.pk, idempotency_key="accept-key-0001")
+    )
+
+    # then one appointment in the held place, and every call answered with it
+    assert outcomes(results) == Counter({"booked": 1, "replayed": 9})
+    (appointment,) = Appointment.objects.filter(patient=factories.patient_of(waiting))
+    assert {value.appointment.pk for _, value in results} == {appointment.pk}
+    entry.refresh_from_db()
+    assert (entry.status, entry.appointment_id) == ("accepted", appointment.pk)
+    slot.refresh_from_db()
+    assert slot.booked_count == 1

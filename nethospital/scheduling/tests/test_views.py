@@ -606,6 +606,11 @@ def test_closing_days_cancels_bookings_and_tells_the_patient(
     refused = client.post(f"/schedules/{doctor.pk}/", backwards)
     assert refused.status_code == 400
     assert Closure.objects.count() == 1
+    # Closing Wednesday and Thursday for the same reason cancels nothing new, and says so.
+    wider = dict(data, **{"closure-last_day": THURSDAY.isoformat()})
+    assert client.post(f"/schedules/{doctor.pk}/", wider).status_code == 302
+    page = text_of(client.get(f"/schedules/{doctor.pk}/"))
+    assert "Closed from 2026-11-25 to 2026-11-26; 0 bookings cancelled" in page
 
 
 # --- notifications ------------------------------------------------------------------------------
@@ -629,6 +634,23 @@ def test_notifications_are_listed_and_marked_read(clinic, patient_user, login_as
     other = login_as(factories.patient_user(legal_name="孙丽"))
     assert other.post("/notifications/", {"notification": notification.pk}).status_code == 404
     assert notification.title not in text_of(other.get("/notifications/"))
+    assert other.post("/notifications/", {"notification": "9" * 40}).status_code == 404
+
+
+def test_all_notifications_are_marked_read_at_once(clinic, patient_user, login_as, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        booked = book(patient_user, slots(clinic["doctor"])[0]).appointment
+        actions.reschedule_appointment(
+            patient_user, booked.pk, slots(clinic["doctor"])[1].pk, idempotency_key="move-notify-01"
+        )
+    other = factories.patient_user(legal_name="孙丽")
+    with django_capture_on_commit_callbacks(execute=True):
+        book(other, slots(clinic["doctor"])[2])
+    assert Notification.objects.filter(user=patient_user, read_at__isnull=True).count() == 2
+    response = login_as(patient_user).post("/notifications/", {"notification": "all"})
+    assert response.status_code == 302
+    assert set(Notification.objects.filter(user=patient_user).values_list("read_at", flat=True)) == {NOW}
+    assert Notification.objects.get(user=other).read_at is None
 
 
 # --- demo schedules -----------------------------------------------------------------------------
