@@ -7,6 +7,7 @@ transaction. Entries never carry identity numbers, tokens or message bodies: onl
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterable
@@ -26,7 +27,8 @@ GENESIS_HASH = "0" * 64
 def _canonical(entry: AuditEntry) -> bytes:
     payload = {
         "sequence": entry.sequence,
-        "occurred_at": entry.occurred_at.isoformat(),
+        # UTC: the same text whether the time comes from the clock (any zone) or the database.
+        "occurred_at": entry.occurred_at.astimezone(dt.UTC).isoformat(),
         "actor_id": entry.actor_id,
         "actor_role": entry.actor_role,
         "action": entry.action,

@@ -84,3 +84,18 @@ def test_audit_verify_command_reports_intact_and_broken_chains(capsys):
     _tamper("UPDATE core_auditentry SET outcome = %s WHERE sequence = %s", ["denied", 1])
     with pytest.raises(CommandError, match="broken at entry 1"):
         call_command("audit", "verify")
+
+
+def test_chain_verifies_when_written_at_a_non_utc_clock():
+    """Entries written while the clock runs in Shanghai time still verify after a round trip
+    through the database (which hands the time back in UTC)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from nethospital.core import clock
+
+    with clock.frozen(dt.datetime(2026, 11, 23, 23, 30, tzinfo=ZoneInfo("Asia/Shanghai"))):
+        audit.record(None, "test.shanghai")
+        audit.record(None, "test.shanghai")
+    report = audit.verify_chain()
+    assert report.is_intact and report.checked == 2, report
