@@ -13,10 +13,15 @@ urlpatterns = [
     path("", include("nethospital.directory.urls")),
     path("", include("nethospital.records.urls")),
     path("", include("nethospital.scheduling.urls")),
+    path("", include("nethospital.consultations.urls")),
+    # Before traceability: its public verify/<path:code> would otherwise take verify/prescription/<id>/.
+    path("", include("nethospital.prescriptions.urls")),
     path("", include("nethospital.traceability.urls")),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/", api.urls),
+    # GS1 EPCIS 2.0 REST bindings (capture and query of supply-chain events).
+    path("epcis/", include("nethospital.traceability.api")),
     path("admin/", admin.site.urls),
     path("healthz", core_views.healthz, name="healthz"),
 ]
