@@ -12,7 +12,8 @@ one function named by the setting ``NETHOSPITAL_TRACE_RECIPIENTS`` (a dotted pat
 
 Identifiers without a recipient are left out. Until the pharmacy app provides it (the default path
 ``nethospital.pharmacy.traceability.patients_for_packs`` does not import), nobody is found and the
-recall still blocks dispensing and tells the pharmacies.
+recall still blocks dispensing and tells the pharmacies. If the function fails during a recall, the
+recall is still made; the failure is logged and marked on its audit entry (``patientLookupFailed``).
 """
 
 from __future__ import annotations
@@ -142,7 +143,12 @@ def recall_batch(regulator: User, gtin: str, batch: str, reason: str) -> Recall:
     identifiers = list(
         Pack.objects.filter(gtin=normalized, batch=batch, dispensed_count__gt=0).values_list("identifier", flat=True)
     )
-    recipients = recipients_of(identifiers)
+    lookup_failed = False
+    try:
+        recipients = recipients_of(identifiers)
+    except Exception:  # the recall itself must not fail because the pharmacy's record cannot be read
+        logger.exception("recall %s: the recipients of %s boxes could not be looked up", recall.pk, len(identifiers))
+        recipients, lookup_failed = {}, True
     by_patient: dict[int, tuple[Patient, list[str]]] = {}
     for identifier, patient in recipients.items():
         by_patient.setdefault(patient.pk, (patient, []))[1].append(identifier)
@@ -164,6 +170,7 @@ def recall_batch(regulator: User, gtin: str, batch: str, reason: str) -> Recall:
             "batch": batch,
             "pharmacies": len(pharmacies),
             "patients": len(by_patient),
+            **({"patientLookupFailed": True} if lookup_failed else {}),
         },
     )
     recall_id = recall.pk

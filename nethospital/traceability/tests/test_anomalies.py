@@ -27,6 +27,7 @@ from nethospital.traceability.tests.trace_helpers import (  # noqa: F401 - fixtu
     pharmacy_b_fixture,
     product,
     receive,
+    recipients_fixture,
     regulator,
     scan,
     sgtin,

@@ -4,7 +4,6 @@ it are told, audited; the recall page; the journey page of a received box."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
 
 import pytest
 from django.urls import reverse
@@ -12,7 +11,6 @@ from django.utils import translation
 
 from nethospital.accounts import actions as account_actions
 from nethospital.accounts.choices import Relationship, Role, Sex
-from nethospital.accounts.models import Patient
 from nethospital.core import clock
 from nethospital.core.errors import DomainError
 from nethospital.core.models import AuditEntry, Notification
@@ -22,6 +20,7 @@ from nethospital.traceability.journey import journey_for
 from nethospital.traceability.models import Recall
 from nethospital.traceability.tests.trace_helpers import (  # noqa: F401 - fixtures
     FACTORY,
+    RECIPIENTS,
     T0,
     commission,
     dispense,
@@ -30,6 +29,7 @@ from nethospital.traceability.tests.trace_helpers import (  # noqa: F401 - fixtu
     pharmacy_a_fixture,
     pharmacy_b_fixture,
     receive,
+    recipients_fixture,
     regulator,
     scan,
     sgtin,
@@ -40,21 +40,6 @@ from nethospital.traceability.tests.trace_helpers import (  # noqa: F401 - fixtu
 )
 
 H = dt.timedelta(hours=1)
-
-# The pharmacy's dispensing record, as the hook contract in recalls.py describes it.
-RECIPIENTS: dict[str, Patient] = {}
-
-
-def patients_for_packs(identifiers: Sequence[str]) -> Mapping[str, Patient]:
-    return {i: RECIPIENTS[i] for i in identifiers if i in RECIPIENTS}
-
-
-@pytest.fixture(autouse=True)
-def _recipients(settings):
-    settings.NETHOSPITAL_TRACE_RECIPIENTS = f"{__name__}.patients_for_packs"
-    RECIPIENTS.clear()
-    yield
-    RECIPIENTS.clear()
 
 
 @pytest.fixture
@@ -303,3 +288,22 @@ def test_nobody_else_sees_the_journey(world, login_as):
     denied = AuditEntry.objects.filter(action="traceability.journey.view", outcome="denied")
     assert denied.count() == 2
     assert login_as(regulator(), mfa=True).get(url).status_code == 200
+
+
+def failing_lookup(identifiers):
+    raise RuntimeError("the pharmacy database is down")
+
+
+def test_a_recall_is_made_even_if_the_recipients_cannot_be_looked_up(
+    world, settings, django_capture_on_commit_callbacks
+):
+    settings.NETHOSPITAL_TRACE_RECIPIENTS = f"{__name__}.failing_lookup"
+    with django_capture_on_commit_callbacks(execute=True):
+        recall = recalls.recall_batch(regulator(), world["drug_pack"].gtin, "BAD", "contamination")
+    assert Recall.objects.get() == recall
+    assert AuditEntry.objects.get(action="traceability.recall").detail["patientLookupFailed"] is True
+    assert Notification.objects.filter(kind="traceability.recall.pharmacy").count() == 2
+    assert (
+        anomalies.check_dispensable(world["in_stock"], world["pharmacy_a"], [world["drug_pack"].gtin]).code
+        == "pack_recalled"
+    )

@@ -29,6 +29,7 @@ from nethospital.traceability.tests.trace_helpers import (  # noqa: F401 - fixtu
     pharmacy_b_fixture,
     product,
     receive,
+    recipients_fixture,
     scan,
     sgtin,
     ship,
@@ -388,3 +389,78 @@ def test_identifiers_that_name_no_pack_are_ignored(db):
 def test_product_helper_makes_distinct_products(db):
     first, second = product("10001", "8999001"), product("10002", "8999002")
     assert first.gtin != second.gtin
+
+
+# --- Through the EPCIS capture ----------------------------------------------------------------------
+
+CONTEXT = ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld", {"cbvmda": "urn:epcglobal:cbv:mda:"}]
+
+
+def epcis_event(**fields):
+    event = {
+        "@context": CONTEXT,
+        "type": "ObjectEvent",
+        "eventTime": T0.isoformat(),
+        "eventTimeZoneOffset": "+08:00",
+        "action": "OBSERVE",
+    }
+    event.update(fields)
+    return event
+
+
+def test_the_capture_keeps_packs_up_to_date(drug_pack, pharmacy_a):
+    from nethospital.accounts.choices import Role
+    from nethospital.traceability import capture
+    from nethospital.traceability.tests.trace_helpers import staff
+
+    user = staff(Role.PHARMACY_STAFF, pharmacy_a, mfa=False)
+    box = sgtin(serial="CAP1")
+    here = {"id": state.location_uri_for(pharmacy_a)}
+    capture.capture_single_event(
+        user,
+        epcis_event(
+            action="ADD",
+            epcList=[box],
+            bizStep="commissioning",
+            disposition="active",
+            ilmd={"cbvmda:lotNumber": "LOT-C", "cbvmda:itemExpirationDate": "2028-01-31"},
+        ),
+    )
+    capture.capture_single_event(
+        user,
+        epcis_event(
+            eventTime=(T0 + H).isoformat(),
+            epcList=[box],
+            bizStep="receiving",
+            disposition="sellable_accessible",
+            bizLocation=here,
+        ),
+    )
+    dispensing = epcis_event(
+        eventTime=(T0 + 2 * H).isoformat(),
+        epcList=[box],
+        bizStep="dispensing",
+        disposition="dispensed",
+        bizLocation=here,
+    )
+    capture.capture_single_event(user, dispensing)
+    pack = pack_of(box)
+    assert (pack.status, pack.batch, pack.expiry, pack.owner_id, pack.dispensed_count) == (
+        PackStatus.DISPENSED,
+        "LOT-C",
+        dt.date(2028, 1, 31),
+        pharmacy_a.pk,
+        1,
+    )
+    # The pharmacy declares the dispensing wrong: the box is back in stock.
+    captured = capture.capture_single_event(
+        user,
+        {
+            **dispensing,
+            "errorDeclaration": {"declarationTime": (T0 + 3 * H).isoformat(), "reason": "incorrect_data"},
+        },
+    )
+    assert captured.event.declared_erroneous_at is not None
+    pack = pack_of(box)
+    assert (pack.status, pack.dispensed_count) == (PackStatus.RECEIVED, 0)
+    assert not Alert.objects.exists()

@@ -21,6 +21,7 @@ from nethospital.traceability.tests.trace_helpers import (  # noqa: F401 - fixtu
     pharmacy_a_fixture,
     pharmacy_b_fixture,
     receive,
+    recipients_fixture,
     regulator,
     scan,
     sgtin,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,7 +20,7 @@ from django.db import transaction
 
 from nethospital.accounts import actions as account_actions
 from nethospital.accounts.choices import Role
-from nethospital.accounts.models import User
+from nethospital.accounts.models import Patient, User
 from nethospital.directory import actions as directory_actions
 from nethospital.directory.choices import OrganizationKind
 from nethospital.directory.models import Organization
@@ -277,6 +278,23 @@ def dispense(epcs: list[str] | tuple[str, ...], org: Organization, *, time: dt.d
 
 def pack_of(identifier: str) -> Pack:
     return Pack.objects.get(identifier=identifier)
+
+
+# The pharmacy's dispensing record, as the hook contract in recalls.py describes it: tests say here
+# who received which box (``recipients`` fixture, used by every traceability test module).
+RECIPIENTS: dict[str, Patient] = {}
+
+
+def patients_for_packs(identifiers: Sequence[str]) -> Mapping[str, Patient]:
+    return {i: RECIPIENTS[i] for i in identifiers if i in RECIPIENTS}
+
+
+@pytest.fixture(name="recipients", autouse=True)
+def recipients_fixture(settings: Any) -> Iterator[dict[str, Patient]]:
+    settings.NETHOSPITAL_TRACE_RECIPIENTS = f"{__name__}.patients_for_packs"
+    RECIPIENTS.clear()
+    yield RECIPIENTS
+    RECIPIENTS.clear()
 
 
 @pytest.fixture(name="drug_pack")
