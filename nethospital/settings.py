@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "nethospital.consultations",
     "nethospital.prescriptions",
     "nethospital.traceability",
+    "nethospital.pharmacy",
 ]
 
 MIDDLEWARE = [
