@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from django.db import connection
 from django.utils import timezone
 
 from nethospital.traceability import codes, errors
@@ -955,25 +956,28 @@ def store_events(
         new_rows[item.event_id] = row
         new_identifiers.append((row, item))
     rows = list(new_rows.values())
-    EPCISEvent.objects.bulk_create(rows, batch_size=1000)
-    if rows and rows[0].pk is None:  # a database that does not return ids from bulk inserts
-        ids = dict(EPCISEvent.objects.filter(event_id__in=list(new_rows)).values_list("event_id", "pk"))
-        for row in rows:
-            row.pk = ids[row.event_id]
-    EventIdentifier.objects.bulk_create(
-        [
-            EventIdentifier(
-                event=row,
-                role=role,
-                identifier=indexed.identifier,
-                gtin=indexed.gtin,
-                product_code=indexed.product_code[:20],
-            )
-            for row, item in new_identifiers
-            for role, indexed in item.identifiers
-        ],
-        batch_size=2000,
-    )
+    identifier_rows = [
+        EventIdentifier(
+            event=row,
+            role=role,
+            identifier=indexed.identifier,
+            gtin=indexed.gtin,
+            product_code=indexed.product_code[:20],
+        )
+        for row, item in new_identifiers
+        for role, indexed in item.identifiers
+    ]
+    if rows and connection.vendor == "postgresql":
+        _copy_rows(rows, identifier_rows)
+    else:
+        EPCISEvent.objects.bulk_create(rows, batch_size=1000)
+        if rows and rows[0].pk is None:  # a database that does not return ids from bulk inserts
+            ids = dict(EPCISEvent.objects.filter(event_id__in=list(new_rows)).values_list("event_id", "pk"))
+            for row in rows:
+                row.pk = ids[row.event_id]
+        for identifier_row in identifier_rows:
+            identifier_row.event_id = identifier_row.event.pk
+        EventIdentifier.objects.bulk_create(identifier_rows, batch_size=2000)
     result.stored = rows
     for item in declarations:
         original = new_rows.get(item.event_id) or existing[item.event_id]
@@ -982,6 +986,58 @@ def store_events(
             result.declared.append(original)
     _apply_state(rows + result.declared)
     return result
+
+
+_EVENT_COLUMNS = (
+    "event_id",
+    "event_type",
+    "event_time",
+    "event_timezone_offset",
+    "record_time",
+    "action",
+    "biz_step",
+    "disposition",
+    "read_point",
+    "biz_location",
+    "product_code",
+    "document",
+    "capture_job",
+    "declared_erroneous_at",
+    "declaration_reason",
+    "corrective_event_ids",
+)
+_IDENTIFIER_COLUMNS = ("event", "role", "identifier", "gtin", "product_code")
+
+
+def _copy_rows(rows: list[EPCISEvent], identifier_rows: list[EventIdentifier]) -> None:
+    """PostgreSQL: write events and identifiers with COPY (several times faster than a multi-row
+    INSERT for a thousand events), then read the new events' ids back in one query."""
+    event_fields: list[Any] = [EPCISEvent._meta.get_field(name) for name in _EVENT_COLUMNS]
+    json_columns = {"document", "corrective_event_ids"}
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        columns = ", ".join(str(getattr(f, "column", "")) for f in event_fields)
+        with raw.copy(f"COPY {EPCISEvent._meta.db_table} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(
+                    [
+                        json.dumps(getattr(row, name)) if name in json_columns else getattr(row, field.attname)
+                        for name, field in zip(_EVENT_COLUMNS, event_fields, strict=True)
+                    ]
+                )
+        cursor.execute(
+            f"SELECT event_id, id FROM {EPCISEvent._meta.db_table} WHERE event_id = ANY(%s)",  # noqa: S608
+            [[row.event_id for row in rows]],
+        )
+        ids = dict(cursor.fetchall())
+        for row in rows:
+            row.pk = ids[row.event_id]
+            row._state.adding = False
+        identifier_fields: list[Any] = [EventIdentifier._meta.get_field(name) for name in _IDENTIFIER_COLUMNS]
+        columns = ", ".join(str(getattr(f, "column", "")) for f in identifier_fields)
+        with raw.copy(f"COPY {EventIdentifier._meta.db_table} ({columns}) FROM STDIN") as copy:
+            for item in identifier_rows:
+                copy.write_row([item.event.pk, item.role, item.identifier, item.gtin, item.product_code])
 
 
 def _declare(original: EPCISEvent, declaration: PreparedEvent) -> None:
