@@ -307,3 +307,131 @@ def test_a_recall_is_made_even_if_the_recipients_cannot_be_looked_up(
         anomalies.check_dispensable(world["in_stock"], world["pharmacy_a"], [world["drug_pack"].gtin]).code
         == "pack_recalled"
     )
+
+
+# --- Every traceability page, every role ----------------------------------------------------------
+
+MATRIX_ACTORS = [
+    "anonymous",
+    "recipient",
+    "other_patient",
+    "doctor",
+    "pharmacist_a",
+    "pharmacist_b",
+    "pharmacy_staff_a",
+    "courier",
+    "station_operator",
+    "hospital_admin",
+    "regulator_no_mfa",
+    "regulator",
+    "platform_admin",
+]
+# page → expected status per actor (anything not listed: 403); 302 after a POST means it was done.
+EXPECTED = {
+    "alerts": {"anonymous": 302, "pharmacist_a": 200, "pharmacist_b": 200, "pharmacy_staff_a": 200, "regulator": 200},
+    "acknowledge": {
+        "anonymous": 302,
+        "pharmacist_a": 302,
+        "pharmacist_b": 404,
+        "pharmacy_staff_a": 302,
+        "regulator": 302,
+    },
+    "recalls": {
+        "anonymous": 302,
+        "pharmacist_a": 200,
+        "pharmacist_b": 200,
+        "pharmacy_staff_a": 200,
+        "regulator_no_mfa": 200,
+        "regulator": 200,
+    },
+    "recall": {"anonymous": 302, "regulator": 302},
+    "journey": {
+        "anonymous": 302,
+        "recipient": 200,
+        "regulator": 200,
+        **dict.fromkeys(
+            [
+                "other_patient",
+                "doctor",
+                "pharmacist_a",
+                "pharmacist_b",
+                "pharmacy_staff_a",
+                "courier",
+                "station_operator",
+                "hospital_admin",
+                "platform_admin",
+            ],
+            404,
+        ),
+    },
+    "verify": dict.fromkeys(MATRIX_ACTORS, 200),
+}
+
+
+def _actor(name, world, city_hospital):
+    """(user, passed a second factor) for each actor of the matrix."""
+    if name == "anonymous":
+        return None, False
+    if name == "recipient":
+        return world["patient_user"], False
+    if name == "other_patient":
+        return factories.patient_user(), False
+    if name == "doctor":
+        return factories.doctor(city_hospital).user, True
+    if name == "pharmacist_a":
+        return world["pharmacist_a"], True
+    if name == "pharmacist_b":
+        return world["pharmacist_b"], True
+    if name == "pharmacy_staff_a":
+        return world["staff_a"], False
+    if name == "courier":
+        return staff(Role.COURIER, world["pharmacy_a"], mfa=False), False
+    if name == "station_operator":
+        return staff(Role.STATION_OPERATOR, world["pharmacy_a"], mfa=False), False
+    if name == "hospital_admin":
+        return factories.hospital_admin(city_hospital), True
+    if name == "regulator_no_mfa":
+        return regulator(mfa=False), False
+    if name == "regulator":
+        return regulator(), True
+    platform = staff(Role.PLATFORM_ADMIN)
+    return platform, True
+
+
+@pytest.mark.parametrize("page", list(EXPECTED))
+@pytest.mark.parametrize("actor", MATRIX_ACTORS)
+def test_traceability_pages_by_role(world, city_hospital, client, login_as, actor, page):
+    from nethospital.traceability.models import Alert
+
+    RECIPIENTS[world["dispensed"]] = factories.patient_of(world["patient_user"])
+    receive([sgtin()], world["pharmacy_a"], time=T0)  # an unknown code: an alert for pharmacy A
+    alert = Alert.objects.get(organization=world["pharmacy_a"])
+    user, mfa = _actor(actor, world, city_hospital)
+    browser = login_as(user, mfa=mfa) if user is not None else client
+    urls = {
+        "alerts": ("get", reverse("traceability:alerts"), None),
+        "acknowledge": ("post", reverse("traceability:acknowledge", args=[alert.pk]), {}),
+        "recalls": ("get", reverse("traceability:recalls"), None),
+        "recall": (
+            "post",
+            reverse("traceability:recalls"),
+            {"gtin": world["drug_pack"].gtin, "batch": "BAD", "reason": "matrix"},
+        ),
+        "journey": ("get", reverse("traceability:journey", kwargs={"identifier": world["dispensed"]}), None),
+        "verify": ("get", reverse("traceability:verify_code", kwargs={"code": world["dispensed"]}), None),
+    }
+    method, url, data = urls[page]
+    response = getattr(browser, method)(url, data or {})
+    expected = EXPECTED[page].get(actor, 403)
+    assert response.status_code == expected
+    done = expected == 302 and actor != "anonymous"
+    alert.refresh_from_db()
+    assert (alert.acknowledged_at is not None) == (page == "acknowledge" and done)
+    assert Recall.objects.exists() == (page == "recall" and done)
+
+
+def test_the_matrix_covers_every_traceability_page():
+    from nethospital.traceability import urls as traceability_urls
+
+    covered = {"alerts", "acknowledge", "recalls", "journey", "verify", "verify_code"}
+    assert {url.name for url in traceability_urls.urlpatterns} == covered
