@@ -301,7 +301,7 @@ def doctor_detail(request: HttpRequest, doctor_id: int) -> DoctorDetailOut:
         verified=True,
         fees=fees,
         next_free_slots={m: [slot_out(s) for s in slots] for m, slots in upcoming.items()},
-        rating=None,  # ratings arrive with consultations (later issue)
+        rating=float(doctor.rating_average) if doctor.rating_count and doctor.rating_average is not None else None,
     )
 
 
