@@ -210,6 +210,7 @@ def sgln_urn(gln: str, extension: str = "0", *, company_prefix_length: int | Non
     return f"urn:epc:id:sgln:{gln[:cp_len]}.{gln[cp_len:12]}.{escape_urn_component(extension or '0')}"
 
 
+_THREE_PART_SCHEMES = frozenset({"sgtin", "lgtin", "sgln", "grai", "gdti", "sgcn", "itip", "cpi"})
 _URN = re.compile(r"^urn:epc:(id|class|idpat):([a-z0-9]+):(.+)$")
 
 
@@ -218,7 +219,8 @@ def _split_urn(urn: str) -> tuple[str, str, list[str]]:
     if not match:
         raise ValueError("not an EPC URN")
     family, scheme, rest = match.groups()
-    return family, scheme, rest.split(".")
+    # The last component (a serial, a lot, an extension) may itself contain dots.
+    return family, scheme, rest.split(".", 2 if scheme in _THREE_PART_SCHEMES else 1)
 
 
 def _digits(*parts: str) -> bool:
