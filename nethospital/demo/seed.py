@@ -20,6 +20,7 @@ from django.test.utils import override_settings
 from nethospital.accounts import actions as account_actions
 from nethospital.accounts.choices import Role
 from nethospital.accounts.models import FamilyLink, Patient, RoleGrant, User
+from nethospital.consultations.demo import seed_consultations
 from nethospital.core import clock
 from nethospital.core.models import AuditEntry
 from nethospital.demo import data
@@ -282,7 +283,16 @@ class Seeder:
         self.seed_patients()
         self.seed_chart_views()
         self.seed_schedules()  # after the people: the sessions need the verified doctors and their admins
+        self.seed_consultations()  # last: the consultations need the patients, doctors and departments
         return self.result
+
+    def seed_consultations(self) -> None:
+        """A few consultations through the real actions (``consultations.demo``): a completed follow-up
+        with a signed record and a review to moderate, a chat in progress, a patient in a queue, a
+        question waiting to be accepted. Scenarios already present are skipped."""
+        made = seed_consultations()
+        if made:
+            self.result.created["consultations"] = self.result.created.get("consultations", 0) + made
 
 
 def seed() -> SeedResult:

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.test import Client
 from django.utils import translation
 
@@ -827,3 +828,30 @@ def test_icd_search_completes_the_last_code(world, login_as):
     by_code = client.get("/consultations/icd10/", {"q": "E11"}).content.decode()
     assert 'value="E11.9"' in by_code
     assert client.get("/consultations/icd10/", {"q": "x" * 500}).status_code == 200
+
+
+# --- time-driven work ------------------------------------------------------------------------------------
+def test_the_tick_lapses_unaccepted_questions_with_the_other_sweeps(world, django_capture_on_commit_callbacks):
+    consultation = actions.ask_doctor(world["user"], world["patient"].pk, world["doctor"].pk, FIRST_VISIT, "您好")
+    out = io.StringIO()
+    call_command("tick", stdout=out)
+    assert "requests_lapsed=0" in out.getvalue()
+    assert "slots_created=" in out.getvalue()  # the scheduling sweep runs in the same tick
+    with clock.frozen(NOON + dt.timedelta(hours=24, minutes=1), all_threads=True):
+        out = io.StringIO()
+        with django_capture_on_commit_callbacks(execute=True):
+            call_command("tick", stdout=out)
+    assert "requests_lapsed=1" in out.getvalue()
+    consultation.refresh_from_db()
+    assert consultation.status == ConsultationStatus.LAPSED
+    assert world["user"].notifications.filter(kind="consultation_lapsed").exists()
+
+
+def test_the_lapse_task_is_a_django_task(world):
+    from nethospital.consultations.tasks import lapse_requests
+
+    actions.ask_doctor(world["user"], world["patient"].pk, world["doctor"].pk, FIRST_VISIT, "您好")
+    with clock.frozen(NOON + dt.timedelta(days=2), all_threads=True):
+        result = lapse_requests.enqueue()
+    assert result.return_value == 1
+    assert Consultation.objects.get().status == ConsultationStatus.LAPSED
