@@ -56,7 +56,7 @@ from django.utils import timezone
 from nethospital.directory.models import Organization
 from nethospital.prescriptions.models import DrugPack
 from nethospital.traceability import anomalies
-from nethospital.traceability.choices import AlertKind, EPCRole, EventType, PackStatus, Severity
+from nethospital.traceability.choices import AlertKind, EPCRole, EventType, PackStatus
 from nethospital.traceability.models import Alert, EPCISEvent, EventIdentifier, Location, Pack, Recall
 
 # --- CBV vocabulary -----------------------------------------------------------------------------
@@ -865,11 +865,14 @@ __all__ = [
     "DELIVERY",
     "PHARMACY_DISPENSING",
     "PHARMACY_RECEIVING",
-    "Severity",
+    "SHIPPING",
+    "CBVStep",
     "apply_events",
     "cbv_word",
     "describe_identifier",
     "location_uri_for",
     "organization_for_location",
+    "organizations_for_locations",
     "rebuild_packs",
+    "register_location",
 ]
