@@ -16,6 +16,7 @@ urlpatterns = [
     path("", include("nethospital.consultations.urls")),
     # Before traceability: its public verify/<path:code> would otherwise take verify/prescription/<id>/.
     path("", include("nethospital.prescriptions.urls")),
+    path("", include("nethospital.pharmacy.urls")),
     path("", include("nethospital.traceability.urls")),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),

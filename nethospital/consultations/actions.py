@@ -12,12 +12,13 @@ import hashlib
 import json
 import re
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Avg, Count, Q
+from django.db import transaction
+from django.db.models import Avg, Case, Count, Q, Value, When
 from django.utils.translation import gettext_lazy as _
 
 from nethospital.accounts.access import acts_for
@@ -48,7 +49,7 @@ from nethospital.consultations.models import (
     VisitDiagnosis,
     VisitRecord,
 )
-from nethospital.core import audit, clock
+from nethospital.core import audit, clock, context
 from nethospital.core.errors import INVALID_INPUT, MFA_REQUIRED, NOT_FOUND, PERMISSION_DENIED, DomainError, ensure
 from nethospital.core.notify import notify
 from nethospital.directory.access import may_administer
@@ -627,55 +628,156 @@ def message_payload(message: Message) -> dict[str, Any]:
     return payload
 
 
+@dataclass(frozen=True)
+class MessageRequest:
+    """One chat message to store: who writes, where, the sender's id for it, and the request
+    context to audit it under (the websocket's address; the current one when None)."""
+
+    user: User
+    consultation_id: int
+    client_id: str
+    body: str = ""
+    attachment_id: int | None = None
+    request_context: context.RequestContext | None = None
+
+
 def post_message(
     user: User, consultation_id: int, client_id: str, body: str = "", attachment_id: int | None = None
 ) -> Posted:
     """Store a chat message before it is acknowledged; a resend with the same client id returns the
     stored one. In the free follow-up window the patient's side may ask a limited number of questions."""
-    client_id = _clean_client_id(client_id)
-    existing = Message.objects.filter(consultation_id=consultation_id, sender=user, client_id=client_id).first()
-    if existing is not None:
-        return Posted(existing, created=False)
+    (result,) = post_messages([MessageRequest(user, consultation_id, client_id, body, attachment_id)])
+    if isinstance(result, DomainError):
+        raise result
+    return result
+
+
+def post_messages(requests: list[MessageRequest]) -> list[Posted | DomainError]:
+    """Store several chat messages in one transaction: the group commit of the chat.
+
+    Every message is audited in the transaction that stores it, and the audit chain has one head, so
+    one message per transaction would serialise every chat of the platform on one commit at a time
+    (docs/benchmarks.md). Messages that arrive together are stored together instead: their
+    consultations are locked in id order (the order used everywhere: consultation rows, then their
+    children, then the audit chain); each message is checked first, with no write, so that a refusal
+    (a closed consultation, an outsider, an over-long text) refuses that message only; then the
+    accepted ones are written and audited one by one, and one commit makes them all durable. The
+    result for each request is in its place: ``Posted`` or the ``DomainError`` that refused it."""
+    results: list[Posted | DomainError | None] = [None] * len(requests)
+    cleaned: dict[int, tuple[str, str]] = {}
     limit = settings.NETHOSPITAL_MESSAGE_MAX_CHARS
-    body = _clean_body(body) if attachment_id is None else (body or "").strip()[:limit]
-    try:
+    for index, request in enumerate(requests):
+        try:
+            client_id = _clean_client_id(request.client_id)
+            body = _clean_body(request.body) if request.attachment_id is None else (request.body or "").strip()[:limit]
+            cleaned[index] = (client_id, body)
+        except DomainError as refusal:
+            results[index] = refusal
+    _answer_resends(requests, cleaned, results)  # a resend needs no lock
+    if cleaned:
         with transaction.atomic():
-            consultation = _lock(consultation_id)
-            role = access.check_participant(user, consultation)
-            existing = Message.objects.filter(consultation=consultation, sender=user, client_id=client_id).first()
-            if existing is not None:
-                return Posted(existing, created=False)
-            followup = False
-            if consultation.status == ConsultationStatus.COMPLETED:
-                now = clock.now()
-                in_window = consultation.followup_until is not None and now < consultation.followup_until
-                ensure(in_window, errors.FOLLOWUP_OVER)
-                if role in access.PATIENT_SIDE:
-                    ensure(consultation.followup_questions_left > 0, errors.FOLLOWUP_OVER)
-                    consultation.followup_questions_left -= 1
-                    consultation.save(update_fields=["followup_questions_left"])
-                    followup = True
-            elif consultation.status in (ConsultationStatus.REQUESTED, ConsultationStatus.WAITING):
-                # Before the doctor joins, the patient's side may add details; the doctor cannot write yet.
-                ensure(role in access.PATIENT_SIDE, errors.CONSULTATION_NOT_ACTIVE)
-            else:
-                ensure(consultation.status == ConsultationStatus.ACTIVE, errors.CONSULTATION_CLOSED)
-            attachment = None
-            if attachment_id is not None:
-                attachment = Attachment.objects.filter(pk=attachment_id, consultation=consultation).first()
-                ensure(attachment is not None, NOT_FOUND, field="attachment_id")
-            message = _append_message(
-                consultation,
-                user,
-                role,
-                body=body,
+            ids = sorted({requests[index].consultation_id for index in cleaned})
+            locked = {
+                consultation.pk: consultation
+                for consultation in Consultation.objects.select_for_update(of=("self",))
+                .select_related("patient", "practitioner", "practitioner__user", "department")
+                .filter(pk__in=ids)
+                .order_by("pk")
+            }
+            _answer_resends(requests, cleaned, results)  # again, now that no one else can write
+            _store_accepted(requests, cleaned, results, locked)
+    assert all(result is not None for result in results)
+    return [result for result in results if result is not None]
+
+
+def _answer_resends(
+    requests: list[MessageRequest], cleaned: dict[int, tuple[str, str]], results: list[Posted | DomainError | None]
+) -> None:
+    """A message whose client id is stored already is a resend: it gets the stored message."""
+    if not cleaned:
+        return
+    wanted = Q()
+    for index, (client_id, _body) in cleaned.items():
+        request = requests[index]
+        wanted |= Q(consultation_id=request.consultation_id, sender_id=request.user.pk, client_id=client_id)
+    stored = {
+        (message.consultation_id, message.sender_id, message.client_id): message
+        for message in Message.objects.filter(wanted).select_related("attachment")
+    }
+    for index, (client_id, _body) in list(cleaned.items()):
+        request = requests[index]
+        message = stored.get((request.consultation_id, request.user.pk, client_id))
+        if message is not None:
+            results[index] = Posted(message, created=False)
+            del cleaned[index]
+
+
+def _store_accepted(
+    requests: list[MessageRequest],
+    cleaned: dict[int, tuple[str, str]],
+    results: list[Posted | DomainError | None],
+    locked: dict[int, Consultation],
+) -> None:
+    """Check each message under its consultation's lock, then write and audit the accepted ones."""
+    roles: dict[tuple[int, int], str] = {}
+    accepted: list[tuple[int, Consultation, str, bool, Attachment | None]] = []
+    firsts: dict[tuple[int, int, str], int] = {}  # the same message twice in one batch: the second is a resend
+    for index, (client_id, _body) in cleaned.items():
+        request = requests[index]
+        consultation = locked.get(request.consultation_id)
+        scope = context.using(request.request_context) if request.request_context else nullcontext()
+        try:
+            with scope:
+                ensure(consultation is not None, errors.CONSULTATION_NOT_FOUND)
+                assert consultation is not None
+                key = (request.user.pk, consultation.pk)
+                if key not in roles:
+                    roles[key] = access.check_participant(request.user, consultation)
+                same = (consultation.pk, request.user.pk, client_id)
+                if same in firsts:
+                    continue  # answered below, with the first one's message
+                followup, attachment = _check_message(request, consultation, roles[key])
+        except DomainError as refusal:
+            results[index] = refusal
+            continue
+        firsts[same] = index
+        accepted.append((index, consultation, roles[key], followup, attachment))
+    if not accepted:
+        return
+    now = clock.now()
+    rows: list[Message] = []
+    for index, consultation, role, followup, attachment in accepted:
+        client_id, body = cleaned[index]
+        consultation.last_seq += 1
+        rows.append(
+            Message(
+                consultation=consultation,
+                hospital_id=consultation.hospital_id,
+                seq=consultation.last_seq,
+                sender=requests[index].user,
+                sender_role=role,
                 client_id=client_id,
                 kind=MessageKind.ATTACHMENT if attachment else MessageKind.TEXT,
+                body=body,
                 attachment=attachment,
-                followup=followup,
+                is_followup_question=followup,
+                sent_at=now,
             )
+        )
+    Message.objects.bulk_create(rows)
+    touched = {consultation.pk: consultation for _index, consultation, _role, _f, _a in accepted}
+    benches: dict[int, int] = {}
+    Consultation.objects.filter(pk__in=touched).update(
+        last_seq=Case(*(When(pk=pk, then=Value(c.last_seq)) for pk, c in touched.items())),
+        followup_questions_left=Case(
+            *(When(pk=pk, then=Value(c.followup_questions_left)) for pk, c in touched.items())
+        ),
+    )
+    for (index, consultation, role, _followup, _attachment), message in zip(accepted, rows, strict=True):
+        request = requests[index]
+        with context.using(request.request_context) if request.request_context else nullcontext():
             audit.record(
-                user,
+                request.user,
                 "consultation.message.write",
                 consultation,
                 patient=consultation.patient_id,
@@ -683,20 +785,43 @@ def post_message(
                 role=role,
                 detail={"seq": message.seq},
             )
-            _publish_message(consultation, message)
-            if role in access.PATIENT_SIDE and consultation.practitioner_id:
-                events.publish(
-                    events.workbench_group(consultation.practitioner_id),
-                    "bench.changed",
-                    {"consultation": consultation.pk},
-                )
-            return Posted(message, created=True)
-    except IntegrityError:
-        # A concurrent resend with the same client id won: return what it stored.
-        stored = Message.objects.filter(consultation_id=consultation_id, sender=user, client_id=client_id).first()
-        if stored is None:
-            raise
-        return Posted(stored, created=False)
+        results[index] = Posted(message, created=True)
+        _publish_message(consultation, message)
+        if role in access.PATIENT_SIDE and consultation.practitioner_id:
+            benches.setdefault(consultation.practitioner_id, consultation.pk)
+    for practitioner_id, consultation_id in benches.items():
+        # One refresh per doctor and batch: the workbench reloads its panels, not a message.
+        events.publish(events.workbench_group(practitioner_id), "bench.changed", {"consultation": consultation_id})
+    for index, (client_id, _body) in cleaned.items():
+        if results[index] is None:  # the same message twice in the batch
+            request = requests[index]
+            first = results[firsts[(request.consultation_id, request.user.pk, client_id)]]
+            assert isinstance(first, Posted)
+            results[index] = Posted(first.message, created=False)
+
+
+def _check_message(request: MessageRequest, consultation: Consultation, role: str) -> tuple[bool, Attachment | None]:
+    """May this participant write now (and is it a free follow-up question)? Changes nothing in the
+    database; the follow-up question is counted on the locked row, saved with the batch."""
+    followup = False
+    if consultation.status == ConsultationStatus.COMPLETED:
+        now = clock.now()
+        in_window = consultation.followup_until is not None and now < consultation.followup_until
+        ensure(in_window, errors.FOLLOWUP_OVER)
+        if role in access.PATIENT_SIDE:
+            ensure(consultation.followup_questions_left > 0, errors.FOLLOWUP_OVER)
+            consultation.followup_questions_left -= 1
+            followup = True
+    elif consultation.status in (ConsultationStatus.REQUESTED, ConsultationStatus.WAITING):
+        # Before the doctor joins, the patient's side may add details; the doctor cannot write yet.
+        ensure(role in access.PATIENT_SIDE, errors.CONSULTATION_NOT_ACTIVE)
+    else:
+        ensure(consultation.status == ConsultationStatus.ACTIVE, errors.CONSULTATION_CLOSED)
+    attachment = None
+    if request.attachment_id is not None:
+        attachment = Attachment.objects.filter(pk=request.attachment_id, consultation=consultation).first()
+        ensure(attachment is not None, NOT_FOUND, field="attachment_id")
+    return followup, attachment
 
 
 def _publish_message(consultation: Consultation, message: Message) -> None:
@@ -726,15 +851,19 @@ def mark_read(user: User, consultation_id: int, seq: int) -> int:
     assert consultation is not None
     role = access.check_participant(user, consultation)
     seq = max(0, min(int(seq), consultation.last_seq))
-    with transaction.atomic():
-        participant, _created = Participant.objects.get_or_create(
-            consultation=consultation, user=user, defaults={"role": role, "joined_at": clock.now()}
+    # One statement in the usual case (the participant's row exists and the receipt moves it on):
+    # receipts come as often as messages, so they must be cheap.
+    moved = Participant.objects.filter(consultation=consultation, user=user, last_read_seq__lt=seq).update(
+        last_read_seq=seq
+    )
+    if not moved:
+        defaults = {"role": role, "joined_at": clock.now(), "last_read_seq": seq}
+        _row, created = Participant.objects.get_or_create(consultation=consultation, user=user, defaults=defaults)
+        moved = created and seq > 0
+    if moved:
+        events.publish(
+            events.consultation_group(consultation.pk), "chat.read", {"user_id": user.pk, "role": role, "seq": seq}
         )
-        if seq > participant.last_read_seq:
-            Participant.objects.filter(pk=participant.pk, last_read_seq__lt=seq).update(last_read_seq=seq)
-            events.publish(
-                events.consultation_group(consultation.pk), "chat.read", {"user_id": user.pk, "role": role, "seq": seq}
-            )
     return seq
 
 
@@ -1071,6 +1200,7 @@ def queue_position(consultation: Consultation) -> QueuePosition:
 __all__ = [
     "OPEN_STATUSES",
     "Declaration",
+    "MessageRequest",
     "Posted",
     "QueuePosition",
     "RecordInput",
@@ -1089,6 +1219,7 @@ __all__ = [
     "open_booked_consultation",
     "pick_next",
     "post_message",
+    "post_messages",
     "refer_in_person",
     "sign_visit_record",
     "start_call",

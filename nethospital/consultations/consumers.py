@@ -36,10 +36,14 @@ stop reconnecting.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import threading
 import time
+import weakref
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import Any, TypeVar, cast
 
@@ -77,6 +81,112 @@ MAX_SIGNAL_CHARS = 32 * 1024
 HISTORY_BATCH = 500
 SERVER_ERROR = ErrorCode("server_error", _("Something went wrong on our side. Please try again."), 500)
 ACTIVE_CALL_STATES = (CallOutcome.RINGING, CallOutcome.CONNECTED)
+
+
+_executor_lock = threading.Lock()
+_executor: ThreadPoolExecutor | None = None
+
+
+def database_threads() -> int:
+    """How many database calls of this process's sockets may run at once.
+
+    SQLite takes one writer at a time, so one thread (Channels' default: every call of every socket
+    in one thread; it also keeps a test's in-memory database on the test's own thread). PostgreSQL
+    takes as many as the connection pool holds: with a single thread, one slow commit would hold up
+    every socket of the process, and a busy process could not keep up at all (docs/benchmarks.md).
+    """
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        return 1
+    pool = database.get("OPTIONS", {}).get("pool")
+    if isinstance(pool, dict):
+        return max(1, int(pool.get("max_size", 4)))
+    return 4
+
+
+def _database_executor() -> ThreadPoolExecutor | None:
+    global _executor
+    if database_threads() == 1:
+        return None
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=database_threads(), thread_name_prefix="websocket-db")
+        return _executor
+
+
+async def _in_database(function: Callable[..., T], *args: Any) -> T:
+    executor = _database_executor()
+    if executor is None:
+        return await database_sync_to_async(function)(*args)
+    return await database_sync_to_async(function, thread_sensitive=False, executor=executor)(*args)
+
+
+Stored = tuple[dict[str, Any] | None, int]  # the payload to broadcast (None for a resend) and the seq
+
+
+class MessageBatcher:
+    """The chat's group commit, one per event loop (server process): messages that arrive while a
+    batch is being stored wait for the next batch, and each batch is one transaction
+    (``actions.post_messages``). Under light load a batch is one message and nothing waits; under
+    heavy load the audit chain's single head costs one commit per batch instead of one per message.
+    Each message is still stored and audited before its ack (docs/benchmarks.md)."""
+
+    MAX_BATCH = 100
+
+    def __init__(self) -> None:
+        self.waiting: list[tuple[actions.MessageRequest, asyncio.Future[Stored]]] = []
+        self.running = False
+
+    async def post(self, request: actions.MessageRequest) -> Stored:
+        future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
+        self.waiting.append((request, future))
+        if not self.running:
+            self.running = True
+            asyncio.get_running_loop().create_task(self._store())
+        return await future
+
+    async def _store(self) -> None:
+        try:
+            while self.waiting:
+                batch, self.waiting = self.waiting[: self.MAX_BATCH], self.waiting[self.MAX_BATCH :]
+                try:
+                    results = await _in_database(self._store_batch, [request for request, _future in batch])
+                except Exception as failure:  # the whole transaction failed: every message in it
+                    for _request, future in batch:
+                        if not future.done():
+                            future.set_exception(failure)
+                    continue
+                for (_request, future), result in zip(batch, results, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(result, DomainError):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            self.running = False
+
+    @staticmethod
+    def _store_batch(requests: list[actions.MessageRequest]) -> list[Stored | DomainError]:
+        stored: list[Stored | DomainError] = []
+        for result in actions.post_messages(requests):
+            if isinstance(result, DomainError):
+                stored.append(result)
+            else:
+                payload = actions.message_payload(result.message) if result.created else None
+                stored.append((payload, result.message.seq))
+        return stored
+
+
+_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MessageBatcher] = weakref.WeakKeyDictionary()
+
+
+def message_batcher() -> MessageBatcher:
+    loop = asyncio.get_running_loop()
+    batcher = _batchers.get(loop)
+    if batcher is None:
+        batcher = _batchers[loop] = MessageBatcher()
+    return batcher
 
 
 class TokenBucket:
@@ -118,8 +228,10 @@ def _language(scope: dict[str, Any], user: Any) -> str:
     return str(settings.LANGUAGE_CODE)
 
 
-def _error(refusal: DomainError, client_id: str | None = None) -> dict[str, Any]:
-    frame: dict[str, Any] = {"type": "error", "code": refusal.code, "message": refusal.message}
+def _error(refusal: DomainError, client_id: str | None = None, language: str = "") -> dict[str, Any]:
+    with translation.override(language or settings.LANGUAGE_CODE):  # the message is translated lazily
+        message = refusal.message
+    frame: dict[str, Any] = {"type": "error", "code": refusal.code, "message": message}
     if refusal.field:
         frame["field"] = refusal.field
     if client_id is not None:
@@ -165,11 +277,14 @@ class _ConsultationSocket(AsyncJsonWebsocketConsumer):
             with context.using(ctx), translation.override(self.language or settings.LANGUAGE_CODE):
                 return function(*args, **kwargs)
 
-        return await database_sync_to_async(call)()
+        return await _in_database(call)
+
+    def _error(self, refusal: DomainError, client_id: str | None = None) -> dict[str, Any]:
+        return _error(refusal, client_id, self.language)
 
     async def _refuse(self, close_code: int, refusal: DomainError) -> None:
         await self.accept()
-        await self.send_json(_error(refusal))
+        await self.send_json(self._error(refusal))
         await self.close(code=close_code)
 
     async def _join(self, *groups: str) -> None:
@@ -183,15 +298,15 @@ class _ConsultationSocket(AsyncJsonWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         if text_data is None or len(text_data) > MAX_FRAME_CHARS:
-            await self.send_json(_error(DomainError(INVALID_INPUT)))
+            await self.send_json(self._error(DomainError(INVALID_INPUT)))
             return
         try:
             content = json.loads(text_data)
         except ValueError:
-            await self.send_json(_error(DomainError(INVALID_INPUT)))
+            await self.send_json(self._error(DomainError(INVALID_INPUT)))
             return
         if not isinstance(content, dict) or not isinstance(content.get("type"), str):
-            await self.send_json(_error(DomainError(INVALID_INPUT, field="type")))
+            await self.send_json(self._error(DomainError(INVALID_INPUT, field="type")))
             return
         await self.receive_json(content)
 
@@ -200,10 +315,10 @@ class _ConsultationSocket(AsyncJsonWebsocketConsumer):
         try:
             await handler()
         except DomainError as refusal:
-            await self.send_json(_error(refusal, client_id))
+            await self.send_json(self._error(refusal, client_id))
         except Exception:
             logger.exception("websocket request failed (%s)", type(self).__name__)
-            await self.send_json(_error(DomainError(SERVER_ERROR), client_id))
+            await self.send_json(self._error(DomainError(SERVER_ERROR), client_id))
 
 
 class ConsultationConsumer(_ConsultationSocket):
@@ -259,7 +374,7 @@ class ConsultationConsumer(_ConsultationSocket):
         elif kind == "signal":
             await self._safely(lambda: self._signal(content))
         else:
-            await self.send_json(_error(DomainError(INVALID_INPUT, field="type")))
+            await self.send_json(self._error(DomainError(INVALID_INPUT, field="type")))
 
     async def _hello(self, content: dict[str, Any]) -> None:
         after = content.get("after", 0)
@@ -304,16 +419,19 @@ class ConsultationConsumer(_ConsultationSocket):
         wait = self.message_bucket.take()
         if wait is not None:
             raise DomainError(RATE_LIMITED, retry_after=max(1, round(wait)))
-        payload, seq = await self._run(self._post, client_id, body)
+        request = actions.MessageRequest(
+            self.user,
+            self.consultation_id,
+            client_id,
+            body,
+            request_context=context.RequestContext(client_address=self.client_address, channel="websocket"),
+        )
+        payload, seq = await message_batcher().post(request)
         await self.send_json({"type": "ack", "client_id": client_id, "seq": seq})
         if payload is not None:
             # The sender sees its message at once; the echo through the channel layer is then a
             # duplicate and dropped by seq.
             await self._deliver(payload)
-
-    def _post(self, client_id: str, body: str) -> tuple[dict[str, Any] | None, int]:
-        posted = actions.post_message(self.user, self.consultation_id, client_id, body)
-        return (actions.message_payload(posted.message) if posted.created else None), posted.message.seq
 
     async def _read(self, content: dict[str, Any]) -> None:
         seq = content.get("seq")
@@ -469,7 +587,7 @@ class QueueConsumer(_ConsultationSocket):
         if content["type"] == "position":  # the page may ask again, e.g. after waking up
             await self._safely(self._send_position)
         else:
-            await self.send_json(_error(DomainError(INVALID_INPUT, field="type")))
+            await self.send_json(self._error(DomainError(INVALID_INPUT, field="type")))
 
     async def queue_changed(self, event: dict[str, Any]) -> None:
         await self._safely(self._send_position)
@@ -514,7 +632,7 @@ class WorkbenchConsumer(_ConsultationSocket):
         return [events.workbench_group(practitioner.pk)] + [events.department_bench_group(d) for d in departments]
 
     async def receive_json(self, content: dict[str, Any], **kwargs: Any) -> None:
-        await self.send_json(_error(DomainError(INVALID_INPUT, field="type")))
+        await self.send_json(self._error(DomainError(INVALID_INPUT, field="type")))
 
     async def bench_changed(self, event: dict[str, Any]) -> None:
         await self.send_json({"type": "refresh"})

@@ -30,6 +30,7 @@ from nethospital.consultations import actions, events
 from nethospital.consultations.actions import Declaration
 from nethospital.consultations.choices import CallOutcome, ProofKind
 from nethospital.consultations.models import CallRecord, Consultation, Message, Participant
+from nethospital.core.errors import DomainError
 from nethospital.core.models import AuditEntry
 from nethospital.testing import factories
 
@@ -368,6 +369,25 @@ def test_bad_input_gets_an_error_and_the_socket_keeps_working(world):
     assert message_rows(consultation.pk) == [(2, "ok", "好")]
 
 
+def test_refusals_are_told_in_the_language_of_the_page(world):
+    limit = settings.NETHOSPITAL_MESSAGE_MAX_CHARS
+    english = f"{world['patient_cookie']}; {settings.LANGUAGE_COOKIE_NAME}=en"
+    chinese = f"{world['patient_cookie']}; {settings.LANGUAGE_COOKIE_NAME}=zh-hans"
+
+    async def scenario() -> None:
+        for cookie, expected in (
+            (english, f"A message may have at most {limit} characters."),
+            (chinese, f"消息最多 {limit} 个字符。"),
+        ):
+            patient = await opened(room(world), cookie)
+            await patient.send_json_to({"type": "message", "client_id": "x", "body": "长" * (limit + 1)})
+            error = await patient.receive_json_from(timeout=TIMEOUT)
+            assert (error["code"], error["message"]) == ("message_too_long", expected)
+            await patient.disconnect()
+
+    run(scenario)
+
+
 def test_a_flood_is_limited_per_socket(world):
     async def scenario() -> None:
         patient = await opened(room(world), world["patient_cookie"])
@@ -530,3 +550,50 @@ def test_the_workbench_refreshes_on_changes_and_needs_a_second_factor(world):
         await bench.disconnect()
 
     run(scenario)
+
+
+# --- the group commit behind the room ----------------------------------------------------------------
+def test_messages_stored_together_are_checked_one_by_one_and_audited_each(world):
+    first = world["consultation"]
+    doctor = world["doctor"]
+    other_user = factories.patient_user()
+    second = actions.join_queue(other_user, factories.patient_of(other_user).pk, doctor.department_id, FOLLOW_UP)
+    actions.pick_next(doctor.user)
+    outsider = factories.patient_user()
+    writes_before = AuditEntry.objects.filter(action="consultation.message.write").count()
+    request = actions.MessageRequest
+
+    results = actions.post_messages(
+        [
+            request(world["user"], first.pk, "a", "第一条"),
+            request(outsider, first.pk, "b", "我不是病人"),
+            request(world["user"], first.pk, "c", "长" * (settings.NETHOSPITAL_MESSAGE_MAX_CHARS + 1)),
+            request(other_user, second.pk, "d", "另一位病人"),
+            request(world["user"], first.pk, "a", "第一条"),  # the same message again in the batch
+            request(doctor.user, first.pk, "f", "医生回复"),
+            request(world["user"], 999_999, "g", "没有这个问诊"),
+        ]
+    )
+
+    codes = [r.code if isinstance(r, DomainError) else None for r in results]
+    assert codes == [None, "consultation_not_found", "message_too_long", None, None, None, "consultation_not_found"]
+    assert [(r.message.seq, r.created) for r in results if not isinstance(r, DomainError)] == [
+        (2, True),
+        (2, True),
+        (2, False),
+        (3, True),
+    ]
+    assert results[4].message.pk == results[0].message.pk
+    assert message_rows(first.pk) == [(2, "a", "第一条"), (3, "f", "医生回复")]
+    assert message_rows(second.pk) == [(2, "d", "另一位病人")]
+    assert Consultation.objects.get(pk=first.pk).last_seq == 3
+    writes = AuditEntry.objects.filter(action="consultation.message.write").order_by("sequence")
+    assert [(e.actor_id, e.detail) for e in writes[writes_before:]] == [
+        (world["user"].pk, {"seq": 2}),
+        (other_user.pk, {"seq": 2}),
+        (doctor.user.pk, {"seq": 3}),
+    ]
+    # A resend of a stored message is answered without a write.
+    (again,) = actions.post_messages([request(doctor.user, first.pk, "f", "医生回复")])
+    assert not isinstance(again, DomainError) and (again.created, again.message.seq) == (False, 3)
+    assert AuditEntry.objects.filter(action="consultation.message.write").count() == writes_before + 3
