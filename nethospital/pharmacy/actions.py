@@ -12,7 +12,6 @@ raises the dispensed-twice alert (R20), a declined payment — are committed fir
 
 from __future__ import annotations
 
-import math
 import secrets
 from collections import Counter
 from dataclasses import dataclass
@@ -322,32 +321,6 @@ def _clean_delivery(how: Delivery, payment_method: str) -> tuple[dict[str, objec
     return {}, station
 
 
-def _choose_pack(pharmacy_id: int, item: object, reserved_now: Counter[int]) -> tuple[Offer, int]:
-    """The pharmacy's pack of the prescribed drug that covers the prescribed quantity, and how many
-    boxes: the drug's own pack size first, then the one wasting least."""
-    drug = item.drug  # type: ignore[attr-defined]
-    units = item.quantity * drug.pack_size  # type: ignore[attr-defined]
-    offers = list(
-        Offer.objects.filter(pharmacy_id=pharmacy_id, drug_pack__drug=drug, is_active=True).select_related(
-            "drug_pack__drug"
-        )
-    )
-    if not offers:
-        raise DomainError(errors.NOT_SOLD_HERE, field="items", product=str(drug))
-    candidates = []
-    for offer in offers:
-        boxes = math.ceil(units / offer.drug_pack.pack_size)
-        left = stock.available(pharmacy_id, offer.drug_pack_id) - reserved_now[offer.drug_pack_id]
-        waste = boxes * offer.drug_pack.pack_size - units
-        candidates.append((offer.drug_pack.pack_size != drug.pack_size, waste, offer.pk, offer, boxes, left))
-    candidates.sort(key=lambda c: c[:3])
-    for *_order, offer, boxes, left in candidates:
-        if left >= boxes:
-            return offer, boxes
-    best = candidates[0]
-    raise DomainError(errors.NOT_ENOUGH_STOCK, field="items", product=str(drug), available=max(0, best[5]))
-
-
 def create_order(
     user: User,
     *,
@@ -393,7 +366,7 @@ def create_order(
             lines: list[OrderLine] = []
             if prescription is not None:
                 for item in prescription.items.select_related("drug").order_by("position"):
-                    offer, boxes = _choose_pack(pharmacy.pk, item, reserved_now)
+                    offer, boxes = stock.choose_pack(pharmacy.pk, item, reserved_now)
                     reserved_now[offer.drug_pack_id] += boxes
                     lines.append(
                         OrderLine(

@@ -13,6 +13,8 @@ line: the sellable boxes of its product, earliest expiry first, that no other or
 from __future__ import annotations
 
 import datetime as dt
+import math
+from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -20,9 +22,11 @@ from django.db.models import Count, Exists, F, Min, OuterRef, QuerySet, Sum
 from django.utils import timezone
 
 from nethospital.core import clock
+from nethospital.core.errors import DomainError
+from nethospital.pharmacy import errors
 from nethospital.pharmacy.choices import OPEN_STATUSES
 from nethospital.pharmacy.models import DispenseScan, Offer, OrderLine
-from nethospital.prescriptions.models import DrugPack
+from nethospital.prescriptions.models import DrugPack, Prescription, PrescriptionItem
 from nethospital.traceability.choices import PackStatus
 from nethospital.traceability.models import Pack, Recall
 
@@ -132,3 +136,82 @@ def suggestion_for(line: OrderLine, pharmacy_id: int, *, limit: int | None = Non
         .order_by(F("expiry").asc(nulls_last=True), "received_at", "identifier")
     )
     return list(boxes[: limit if limit is not None else line.quantity])
+
+
+# --- what a pharmacy can supply for a prescription -------------------------------------------------
+def choose_pack(pharmacy_id: int, item: PrescriptionItem, reserved_now: Counter[int]) -> tuple[Offer, int]:
+    """The pharmacy's pack of the prescribed drug that covers the prescribed quantity (in units: the
+    item's packs are of the drug's pack size), and how many boxes: the drug's own pack size first,
+    then the one wasting least, among those with enough boxes available. Raises the reason if none."""
+    drug = item.drug
+    units = item.quantity * drug.pack_size
+    offers = list(
+        Offer.objects.filter(pharmacy_id=pharmacy_id, drug_pack__drug=drug, is_active=True).select_related(
+            "drug_pack__drug"
+        )
+    )
+    if not offers:
+        raise DomainError(errors.NOT_SOLD_HERE, field="items", product=str(drug))
+    candidates = []
+    for offer in offers:
+        boxes = math.ceil(units / offer.drug_pack.pack_size)
+        left = available(pharmacy_id, offer.drug_pack_id) - reserved_now[offer.drug_pack_id]
+        waste = boxes * offer.drug_pack.pack_size - units
+        candidates.append((offer.drug_pack.pack_size != drug.pack_size, waste, offer.pk, offer, boxes, left))
+    candidates.sort(key=lambda c: c[:3])
+    for *_rank, offer, boxes, left in candidates:
+        if left >= boxes:
+            return offer, boxes
+    raise DomainError(errors.NOT_ENOUGH_STOCK, field="items", product=str(drug), available=max(0, candidates[0][5]))
+
+
+@dataclass(frozen=True)
+class PlanLine:
+    item: PrescriptionItem
+    offer: Offer
+    boxes: int
+
+    @property
+    def amount(self) -> Decimal:
+        return self.offer.price * self.boxes
+
+
+@dataclass(frozen=True)
+class SupplyPlan:
+    """Whether a pharmacy can supply a whole prescription now, what and for how much, or why not."""
+
+    pharmacy_id: int
+    lines: list[PlanLine]
+    refusal: str = ""
+
+    @property
+    def can_supply(self) -> bool:
+        return not self.refusal
+
+    @property
+    def total(self) -> Decimal:
+        return sum((line.amount for line in self.lines), Decimal("0.00"))
+
+
+def supply_plan(pharmacy_id: int, prescription: Prescription) -> SupplyPlan:
+    reserved_now: Counter[int] = Counter()
+    lines: list[PlanLine] = []
+    for item in prescription.items.select_related("drug").order_by("position"):
+        try:
+            offer, boxes = choose_pack(pharmacy_id, item, reserved_now)
+        except DomainError as exc:
+            return SupplyPlan(pharmacy_id, lines, exc.message)
+        reserved_now[offer.drug_pack_id] += boxes
+        lines.append(PlanLine(item, offer, boxes))
+    return SupplyPlan(pharmacy_id, lines)
+
+
+def otc_offers(pharmacy_id: int) -> list[tuple[Offer, int]]:
+    """Non-prescription products on sale at the pharmacy with the boxes available of each."""
+    offers = Offer.objects.filter(pharmacy_id=pharmacy_id, is_active=True, drug_pack__drug__is_prescription=False)
+    result = []
+    for offer in offers.select_related("drug_pack__drug").order_by("drug_pack__drug__generic_name_en"):
+        left = available(pharmacy_id, offer.drug_pack_id)
+        if left > 0:
+            result.append((offer, left))
+    return result
