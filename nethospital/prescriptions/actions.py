@@ -159,13 +159,13 @@ def create_prescription(
     return prescription
 
 
-def _resolve_drug(code: str) -> Drug:
+def _resolve_drug(code: str, field: str = "drug") -> Drug:
     code = str(code or "").strip()
     drug = Drug.objects.filter(code=code).first()
-    if drug is None and code.isdigit():
+    if drug is None and code.isdigit() and len(code) <= 18:
         drug = Drug.objects.filter(pk=int(code)).first()
     if drug is None:
-        raise DomainError(errors.UNKNOWN_DRUG, field="drug", drug=code[:40] or "—")
+        raise DomainError(errors.UNKNOWN_DRUG, field=field, drug=code[:40] or "—")
     return drug
 
 
@@ -175,7 +175,7 @@ def _build_items(prescription: Prescription, inputs: list[ItemInput]) -> list[Pr
     ensure(len(inputs) <= limit, errors.TOO_MANY_ITEMS, field="items", limit=limit)
     items = []
     for position, data in enumerate(inputs):
-        drug = _resolve_drug(data.drug)
+        drug = _resolve_drug(data.drug, field=f"items.{position}.drug")
         try:
             dose = Decimal(str(data.dose))
         except InvalidOperation:
