@@ -44,15 +44,21 @@
     reconnecting: "Reconnecting…",
     offline: "Offline: messages will be sent when the connection is back",
     refused: "You cannot join this consultation",
-    sending: "Sending…",
-    failed: "Not sent",
-    read: "Read",
+    you: "You",
+    doctor: "Doctor",
+    patient: "Patient",
+    family: "Family",
+    guardian: "Guardian",
+    "station-operator": "Station operator",
     system: "",
-    "role-patient": "Patient",
-    "role-family": "Family",
-    "role-guardian": "Guardian",
-    "role-doctor": "Doctor",
-    "role-station_operator": "Station operator",
+    sending: "Sending…",
+    sent: "Sent",
+    read: "Read",
+    failed: "Not sent",
+    uploading: "Uploading…",
+    attachment: "File",
+    "file-too-large": "The file is too large.",
+    "upload-failed": "The file could not be sent",
     "call-idle": "No call",
     "call-ringing": "Call waiting to be joined",
     "call-joining": "Joining the call…",
@@ -62,8 +68,7 @@
     "call-ended": "The call ended",
     "call-no-media": "The camera or microphone is not available",
     "join-call": "Join the call",
-    "start-call": "Start a video call",
-    "upload-failed": "The file could not be sent"
+    "start-call": "Start the video call"
   };
 
   function text(name) {
@@ -127,12 +132,28 @@
   var outboxKey = "nh-outbox-" + consultationId;
   var outbox = loadOutbox();
 
+  // The page renders the history it had; the socket brings what came after.
+  maxSeq = parseInt(root.getAttribute("data-last-seq") || "0", 10) || 0;
   Array.prototype.forEach.call(list ? list.querySelectorAll("li.msg[data-seq]") : [], function (item) {
     var seq = parseInt(item.getAttribute("data-seq"), 10);
     if (seq > maxSeq) {
       maxSeq = seq;
     }
   });
+
+  // A draft survives the reload that shows a new state of the consultation (see onStatus).
+  var draftKey = "nh-draft-" + consultationId;
+  if (bodyField) {
+    try {
+      var draft = window.sessionStorage.getItem(draftKey);
+      if (draft && !bodyField.value) {
+        bodyField.value = draft;
+      }
+      window.sessionStorage.removeItem(draftKey);
+    } catch (err) {
+      /* no storage: no draft */
+    }
+  }
 
   function loadOutbox() {
     try {
@@ -173,22 +194,36 @@
     return null;
   }
 
+  function pendingLine(clientId, bodyText) {
+    var item = document.createElement("li");
+    item.className = "msg-outbox";
+    item.setAttribute("data-client-id", clientId);
+    item.style.cssText =
+      "align-self:flex-end;max-width:90%;border:1px dashed var(--line,#ccc);border-radius:var(--radius,6px);" +
+      "padding:.45rem .7rem;opacity:.75;overflow-wrap:anywhere";
+    var note = document.createElement("span");
+    note.className = "who note";
+    note.style.cssText = "display:block;font-size:.8rem";
+    note.textContent = text("sending");
+    var body = document.createElement("p");
+    body.className = "body";
+    body.style.cssText = "white-space:pre-wrap;margin:.1rem 0 0";
+    body.textContent = bodyText;
+    item.appendChild(note);
+    item.appendChild(body);
+    return item;
+  }
+
   function renderPending(entry) {
     if (!list || pendingItem(entry.client_id)) {
       return;
     }
-    var item = document.createElement("li");
-    item.className = "msg-outbox msg-mine";
-    item.setAttribute("data-client-id", entry.client_id);
-    var body = document.createElement("span");
-    body.className = "msg-body";
-    body.textContent = entry.body;
-    var note = document.createElement("small");
-    note.className = "msg-note";
-    note.textContent = text("sending");
-    item.appendChild(body);
-    item.appendChild(note);
-    list.appendChild(item);
+    list.appendChild(pendingLine(entry.client_id, entry.body));
+    list.scrollTop = list.scrollHeight;
+  }
+
+  function pad(n) {
+    return ("0" + n).slice(-2);
   }
 
   function timeOf(iso) {
@@ -196,7 +231,7 @@
     if (isNaN(when.getTime())) {
       return "";
     }
-    return ("0" + when.getHours()).slice(-2) + ":" + ("0" + when.getMinutes()).slice(-2);
+    return pad(when.getMonth() + 1) + "-" + pad(when.getDate()) + " " + pad(when.getHours()) + ":" + pad(when.getMinutes());
   }
 
   function formatSize(bytes) {
@@ -206,52 +241,55 @@
     return Math.max(1, Math.round(bytes / 1024)) + " KB";
   }
 
+  // The same markup as the page's own history (templates/consultations/room.html).
   function renderMessage(message) {
     if (!list) {
       return;
     }
-    var mine = message.sender_id === userId;
+    var system = message.kind === "system";
+    var mine = !system && message.sender_id === userId;
+    var role = system ? "system" : message.sender_role || "patient";
     var item = document.createElement("li");
-    item.className = "msg" + (mine ? " msg-mine" : "") + (message.kind === "system" ? " msg-system" : "");
+    item.className = "msg " + role + (mine ? " mine" : "") + (system ? " system" : "");
     item.setAttribute("data-seq", String(message.seq));
     item.setAttribute("data-client-id", message.client_id || "");
-    item.setAttribute("data-sender-role", message.sender_role || "");
+    item.setAttribute("data-role", role);
+    item.setAttribute("data-kind", message.kind || "text");
 
-    var meta = document.createElement("span");
-    meta.className = "msg-meta";
-    if (message.kind !== "system") {
-      var who = document.createElement("span");
-      who.className = "msg-role";
-      who.textContent = text("role-" + (message.sender_role || "patient"));
-      meta.appendChild(who);
-      meta.appendChild(document.createTextNode(" "));
-    }
+    var who = document.createElement("span");
+    who.className = "who";
+    who.appendChild(document.createTextNode((mine ? text("you") : text(role.replace(/_/g, "-"))) + " · "));
     var time = document.createElement("time");
     time.setAttribute("datetime", message.sent_at || "");
     time.textContent = timeOf(message.sent_at);
-    meta.appendChild(time);
-    item.appendChild(meta);
-
-    var body = document.createElement("span");
-    body.className = "msg-body";
-    body.textContent = message.body || "";
-    item.appendChild(body);
-
-    if (message.attachment && typeof message.attachment.url === "string" && message.attachment.url.charAt(0) === "/") {
-      var link = document.createElement("a");
-      link.className = "msg-attachment";
-      link.href = message.attachment.url;
-      link.textContent = message.attachment.name + " (" + formatSize(message.attachment.size || 0) + ")";
-      link.setAttribute("rel", "noopener");
-      item.appendChild(link);
-    }
+    who.appendChild(time);
     if (mine) {
-      var receipt = document.createElement("small");
-      receipt.className = "msg-receipt";
-      item.appendChild(receipt);
-      if (message.seq <= othersRead) {
-        markRead(item);
-      }
+      var receipt = document.createElement("span");
+      receipt.className = "receipt";
+      who.appendChild(receipt);
+    }
+    item.appendChild(who);
+
+    var attachment = message.attachment;
+    if (attachment && typeof attachment.url === "string" && attachment.url.charAt(0) === "/") {
+      var link = document.createElement("a");
+      link.className = "attachment";
+      link.href = attachment.url;
+      link.textContent = "📎 " + (attachment.name || text("attachment"));
+      item.appendChild(link);
+      var size = document.createElement("span");
+      size.className = "meta";
+      size.textContent = " " + formatSize(attachment.size || 0);
+      item.appendChild(size);
+    }
+    if (message.body) {
+      var body = document.createElement("p");
+      body.className = "body";
+      body.textContent = message.body;
+      item.appendChild(body);
+    }
+    if (mine && message.seq <= othersRead) {
+      markRead(item);
     }
 
     // The sent copy replaces its pending line; messages stay above the outbox.
@@ -259,19 +297,16 @@
     if (pending) {
       list.replaceChild(item, pending);
     } else {
-      var firstPending = list.querySelector("li.msg-outbox");
-      list.insertBefore(item, firstPending);
+      list.insertBefore(item, list.querySelector("li.msg-outbox"));
     }
-    if (pending || !list.querySelector("li.msg-outbox")) {
-      item.scrollIntoView({ block: "end" });
-    }
+    list.scrollTop = list.scrollHeight;
   }
 
   function markRead(item) {
-    item.classList.add("msg-read");
-    var receipt = item.querySelector(".msg-receipt");
+    item.classList.add("read");
+    var receipt = item.querySelector(".receipt");
     if (receipt) {
-      receipt.textContent = text("read");
+      receipt.textContent = " · " + text("read");
     }
   }
 
@@ -354,7 +389,7 @@
     if (!list) {
       return;
     }
-    Array.prototype.forEach.call(list.querySelectorAll("li.msg.msg-mine"), function (item) {
+    Array.prototype.forEach.call(list.querySelectorAll("li.msg.mine"), function (item) {
       if (parseInt(item.getAttribute("data-seq"), 10) <= othersRead) {
         markRead(item);
       }
@@ -405,9 +440,9 @@
   function onAck(frame) {
     var item = pendingItem(frame.client_id);
     if (item) {
-      var note = item.querySelector(".msg-note");
+      var note = item.querySelector(".note");
       if (note) {
-        note.textContent = "";
+        note.textContent = text("sent");
       }
     }
     // The message itself (with its seq) follows or came before: forgetSent clears the outbox then.
@@ -447,8 +482,8 @@
         saveOutbox();
         var item = pendingItem(frame.client_id);
         if (item) {
-          item.classList.add("msg-failed");
-          var note = item.querySelector(".msg-note");
+          item.classList.add("failed");
+          var note = item.querySelector(".note");
           if (note) {
             note.textContent = text("failed") + ": " + (frame.message || "");
           }
@@ -475,16 +510,29 @@
     return match ? decodeURIComponent(match[1]) : "";
   }
 
+  var maxBytes = parseInt(root.getAttribute("data-max-bytes") || "0", 10) || 0;
+
   if (fileInput && uploadUrl) {
     fileInput.addEventListener("change", function () {
       var file = fileInput.files && fileInput.files[0];
       if (!file) {
         return;
       }
+      showError("");
+      if (maxBytes && file.size > maxBytes) {
+        showError(text("file-too-large"));
+        fileInput.value = "";
+        return;
+      }
+      var clientId = newClientId();
+      var line = pendingLine(clientId, "📎 " + file.name);
+      line.querySelector(".note").textContent = text("uploading");
+      if (list) {
+        list.appendChild(line);
+      }
       var data = new FormData();
       data.append("file", file);
-      data.append("client_id", newClientId());
-      showError("");
+      data.append("client_id", clientId);
       window
         .fetch(uploadUrl, {
           method: "POST",
@@ -493,20 +541,26 @@
           headers: { "X-CSRFToken": csrfToken(), Accept: "application/json" }
         })
         .then(function (response) {
-          if (response.ok) {
-            return null;
-          }
           return response.json().then(
-            function (body) {
-              showError((body && body.error && body.error.message) || text("upload-failed"));
-            },
-            function () {
-              showError(text("upload-failed"));
-            }
+            function (answer) { return { ok: response.ok, answer: answer }; },
+            function () { return { ok: false, answer: null }; }
           );
         })
-        .catch(function () {
-          showError(text("upload-failed"));
+        .then(function (result) {
+          if (result.ok && result.answer && result.answer.message) {
+            accept(result.answer.message); // the socket brings it too; each seq is shown once
+            if (line.parentNode) {
+              line.parentNode.removeChild(line);
+            }
+            return;
+          }
+          var message = result.answer && result.answer.error && result.answer.error.message;
+          throw new Error(message || text("upload-failed"));
+        })
+        .catch(function (failure) {
+          line.classList.add("failed");
+          line.querySelector(".note").textContent = text("failed");
+          showError((failure && failure.message) || text("upload-failed"));
         })
         .then(function () {
           fileInput.value = "";
@@ -606,7 +660,12 @@
           onCall(frame.call);
         }
         if (frame.status) {
+          var shown = root.getAttribute("data-status");
           root.setAttribute("data-status", frame.status);
+          updateButtons();
+          if (shown && shown !== frame.status) {
+            reloadPage(); // it changed while the line was down
+          }
         }
         if (!frame.more) {
           attempts = 0;
@@ -640,14 +699,45 @@
     }
   }
 
-  function onStatus(frame) {
-    var previous = root.getAttribute("data-status");
-    root.setAttribute("data-status", frame.status || "");
-    // Pages refresh their panels (visit record, actions) with hx-trigger="consultation-status from:body".
-    document.body.dispatchEvent(new CustomEvent("consultation-status", { detail: frame }));
-    if (previous && previous !== frame.status && frame.status !== "active" && call.inCall) {
-      hangUp(true);
+  // The page shows what only the server renders (the visit record, the doctor's forms, who may
+  // write), so a change of the consultation reloads it; not in the middle of a call, and not while
+  // one of the page's forms is being sent (that navigation shows the new state anyway).
+  var navigating = false;
+  var reloadWhenFree = false;
+  document.addEventListener("submit", function (event) {
+    if (event.target !== form && !event.defaultPrevented) {
+      navigating = true;
+      window.setTimeout(function () { navigating = false; }, 10000);
     }
+  });
+
+  function reloadPage() {
+    if (navigating) {
+      return;
+    }
+    if (call.inCall) {
+      reloadWhenFree = true;
+      return;
+    }
+    if (bodyField && bodyField.value) {
+      try {
+        window.sessionStorage.setItem(draftKey, bodyField.value);
+      } catch (err) {
+        /* the draft is lost */
+      }
+    }
+    window.location.reload();
+  }
+
+  function onStatus(frame) {
+    root.setAttribute("data-status", frame.status || "");
+    document.body.dispatchEvent(new CustomEvent("consultation-status", { detail: frame }));
+    if (frame.status !== "active" && call.inCall) {
+      hangUp(true);
+      setCallState("ended");
+    }
+    updateButtons();
+    reloadPage();
   }
 
   // --- video ----------------------------------------------------------------------------------
@@ -672,7 +762,7 @@
   }
 
   function updateButtons() {
-    var video = channelKind === "video";
+    var video = channelKind === "video" && root.getAttribute("data-status") === "active";
     if (callStartButton) {
       callStartButton.disabled = !video || call.inCall || call.starting;
       callStartButton.textContent = call.id && !call.inCall ? text("join-call") : text("start-call");
@@ -792,6 +882,10 @@
     call.starting = false;
     exposeState();
     updateButtons();
+    if (reloadWhenFree) {
+      reloadWhenFree = false;
+      window.setTimeout(reloadPage, 0);
+    }
   }
 
   function closePeer(id) {

@@ -1,8 +1,8 @@
 /* The patient's waiting page: the live position in a department queue.
  *
  * Page contract: <div id="queue-status" data-ws-url data-room-url> with #queue-position and
- * #queue-wait inside; optional labels data-text-position ("{position}", "{ahead}"), data-text-wait
- * ("{minutes}"), data-text-connecting / -connected / -reconnecting / -offline, data-text-<status>.
+ * #queue-wait inside; optional labels data-text-minutes ("about {minutes} minutes"), data-text-picked
+ * (the doctor is ready), data-text-ended (no longer waiting), data-text-connecting / -offline.
  * The server sends {"type": "position", "position", "ahead", "estimated_minutes", "status",
  * "room_url"} on connect and on every change; when the status becomes "active" the doctor has
  * taken the patient and the page goes to the room.
@@ -18,14 +18,14 @@
   var waitBox = document.getElementById("queue-wait");
   var ENGLISH = {
     position: "{position}",
-    wait: "about {minutes} min",
+    minutes: "about {minutes} minutes",
+    picked: "A doctor is ready for you. Opening the consultation…",
+    ended: "This consultation is no longer waiting.",
     connecting: "Connecting…",
-    connected: "Live",
-    reconnecting: "Reconnecting…",
-    offline: "Offline",
-    refused: "You cannot follow this queue",
-    cancelled: "You left the queue",
-    lapsed: "The request lapsed"
+    connected: "",
+    reconnecting: "Offline: reconnecting…",
+    offline: "Offline: reconnecting…",
+    refused: "You cannot follow this queue"
   };
 
   function text(name) {
@@ -50,12 +50,15 @@
     return (window.location.protocol === "https:" ? "wss://" : "ws://") + window.location.host + given;
   }
 
+  var stateBox = document.createElement("p");
+  stateBox.className = "muted";
+  stateBox.id = "queue-connection";
+  stateBox.setAttribute("role", "status");
+  root.appendChild(stateBox);
+
   function setState(state) {
     root.setAttribute("data-connection", state);
-    var box = document.getElementById("queue-connection");
-    if (box) {
-      box.textContent = text(state);
-    }
+    stateBox.textContent = state === "reconnecting" ? text("offline") : text(state);
   }
 
   function goToRoom(url) {
@@ -69,13 +72,12 @@
     root.setAttribute("data-status", frame.status || "");
     root.setAttribute("data-position", String(frame.position));
     if (frame.status === "active") {
+      stateBox.textContent = text("picked");
       goToRoom(frame.room_url);
       return;
     }
     if (frame.status !== "waiting") {
-      if (positionBox) {
-        positionBox.textContent = text(frame.status) || frame.status;
-      }
+      stateBox.textContent = text("ended");
       if (waitBox) {
         waitBox.textContent = "";
       }
@@ -85,7 +87,7 @@
       positionBox.textContent = fill(text("position"), { position: frame.position, ahead: frame.ahead });
     }
     if (waitBox) {
-      waitBox.textContent = fill(text("wait"), { minutes: frame.estimated_minutes });
+      waitBox.textContent = fill(text("minutes"), { minutes: frame.estimated_minutes });
     }
   }
 
@@ -115,6 +117,7 @@
         setState("connected");
         show(frame);
       }
+      // (an error frame before a refusal close: the close code says what to do)
     };
     current.onclose = function (event) {
       if (socket !== current) {

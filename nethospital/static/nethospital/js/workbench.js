@@ -21,6 +21,20 @@
     return (window.location.protocol === "https:" ? "wss://" : "ws://") + window.location.host + given;
   }
 
+  // "Live updates paused" while the line is down (data-text-offline, in the page's language).
+  var offlineBox = document.createElement("p");
+  offlineBox.className = "muted";
+  offlineBox.id = "workbench-connection";
+  offlineBox.setAttribute("role", "status");
+  offlineBox.hidden = true;
+  root.insertBefore(offlineBox, root.firstChild);
+
+  function showConnection(state) {
+    root.setAttribute("data-connection", state);
+    offlineBox.textContent = root.getAttribute("data-text-offline") || "Live updates paused: reconnecting…";
+    offlineBox.hidden = state === "connected";
+  }
+
   var refreshTimer = null;
   function refresh() {
     if (refreshTimer) {
@@ -47,7 +61,7 @@
     var current = new WebSocket(socketUrl());
     socket = current;
     current.onopen = function () {
-      root.setAttribute("data-connection", "connected");
+      showConnection("connected");
       attempts = 0;
       if (everOpened) {
         refresh(); // whatever changed while the line was down
@@ -75,7 +89,7 @@
         root.setAttribute("data-connection", "refused");
         return;
       }
-      root.setAttribute("data-connection", "reconnecting");
+      showConnection("reconnecting");
       var delay = Math.min(15000, 500 * Math.pow(2, attempts)) * (0.75 + Math.random() * 0.5);
       attempts += 1;
       timer = window.setTimeout(connect, delay);
