@@ -19,8 +19,8 @@ from nethospital.accounts.api import router as accounts_router
 from nethospital.consultations.api import router as consultations_router
 from nethospital.core.errors import INVALID_INPUT, LOGIN_REQUIRED, NOT_FOUND, DomainError
 from nethospital.directory.api import router as directory_router
-from nethospital.prescriptions.api import router as prescriptions_router
 from nethospital.pharmacy.api import router as pharmacy_router
+from nethospital.prescriptions.api import router as prescriptions_router
 from nethospital.records.api import router as records_router
 from nethospital.scheduling.api import router as scheduling_router
 
@@ -38,8 +38,8 @@ api.add_router("/directory/", directory_router)
 api.add_router("/", records_router)
 api.add_router("/", scheduling_router)
 api.add_router("/", consultations_router)
-api.add_router("/", prescriptions_router)
 api.add_router("/", pharmacy_router)
+api.add_router("/", prescriptions_router)
 
 
 def error_body(code: str, message: str, fields: dict[str, list[str]] | None = None) -> dict[str, Any]:
