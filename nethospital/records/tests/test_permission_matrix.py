@@ -4,16 +4,30 @@ is the expected status, and a refused request changes nothing (CONVENTIONS: perm
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import re
 from dataclasses import dataclass, field
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import resolve
 
 from nethospital.accounts.choices import Role
 from nethospital.accounts.models import FamilyLink, Patient, RoleGrant, User
+from nethospital.consultations import actions as consultation_actions
+from nethospital.consultations import api as consultations_api
+from nethospital.consultations import attachments as consultation_attachments
+from nethospital.consultations import urls as consultations_urls
+from nethospital.consultations.models import (
+    Attachment,
+    Consultation,
+    Message,
+    Participant,
+    Review,
+    VisitRecord,
+)
 from nethospital.core import clock
 from nethospital.core.models import Notification
 from nethospital.directory.choices import Profession, Title, VerificationStatus
@@ -622,3 +636,377 @@ def test_the_scheduling_matrix_covers_every_endpoint_and_page():
     ids = dict.fromkeys(("doctor", "today", "wednesday", "thursday", "entry", "notification"), 1)
     covered = {resolve(_fill_ids(path, ids).split("?")[0]).url_name for _, path, _, _ in SCHEDULING_PAGE_CASES}
     assert {url.name for url in scheduling_urls.urlpatterns} - covered == set()
+
+
+# --- consultations: every endpoint and page of nethospital/consultations ---------------------------
+
+PDF_BYTES = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+HYPERTENSION = consultation_actions.Declaration(
+    condition="高血压复诊",
+    first_visit=False,
+    proof_kind="other_hospital",
+    proof_hospital="县人民医院",
+    proof_summary="原发性高血压",
+)
+DECLARATION_BODY = {"condition": "胸闷", "first_visit": True}
+DECLARATION_FORM = {"condition": "胸闷", "first_visit": "yes"}
+# The consultation's own doctor (and, for reading, its patient); everyone else sees nothing.
+READERS = {"patient": 200, "doctor": 200, "doctor_no_mfa": 403}
+WRITERS = {"patient": 201, "doctor": 201, "doctor_no_mfa": 403}
+THE_DOCTOR = {"doctor": 200, "doctor_no_mfa": 403}  # everyone else: 403 (not a doctor who may see it)
+
+
+def consultation_snapshot() -> list:
+    return [
+        *snapshot(),
+        list(Consultation.objects.order_by("pk").values_list("pk", "status", "visit_type", "practitioner_id")),
+        list(Message.objects.order_by("pk").values_list("pk", "seq")),
+        list(Participant.objects.order_by("pk").values_list("pk", "last_read_seq")),
+        list(VisitRecord.objects.order_by("pk").values_list("pk", "is_current")),
+        list(Attachment.objects.order_by("pk").values_list("pk", "consultation_id")),
+        list(Review.objects.order_by("pk").values_list("pk", "status")),
+    ]
+
+
+@pytest.fixture
+def consulted(frozen_monday, world, settings, tmp_path) -> dict[str, object]:
+    """The world's patient with, at the world's doctor: a question to accept (``requested``), a visit
+    in progress with a file in the chat (``active``), one with a signed record (``signed``, its
+    ``record``), a completed one (``completed``) and one completed and reviewed (``review``); a video
+    appointment without a consultation (``appointment``); another patient waiting in the doctor's
+    department queue. Returns the ids the cases use."""
+    settings.MEDIA_ROOT = tmp_path
+    admin = world.users["hospital_admin"]
+    admin.is_mfa_verified = True
+    doctor = Practitioner.objects.get(user=world.users["doctor"])
+    doctor.user.is_mfa_verified = True  # set-up steps, as if past the second factor
+    patient_user = world.users["patient"]
+    patient_id = world.patient.pk
+
+    def visit(*, sign: bool = False, complete: bool = False) -> Consultation:
+        consultation = consultation_actions.join_queue(patient_user, patient_id, doctor.department_id, HYPERTENSION)
+        consultation_actions.pick_next(doctor.user)
+        if sign:
+            consultation_actions.sign_visit_record(
+                doctor.user, consultation.pk, consultation_actions.RecordInput(chief_complaint="复诊")
+            )
+        if complete:
+            consultation_actions.complete_consultation(doctor.user, consultation.pk)
+        return consultation
+
+    active = visit()
+    attachment = consultation_attachments.upload_attachment(
+        patient_user, io.BytesIO(PDF_BYTES), "化验单.pdf", consultation_id=active.pk
+    )
+    consultation_actions.post_message(patient_user, active.pk, "matrix-file", "", attachment_id=attachment.pk)
+    signed = visit(sign=True)
+    completed = visit(sign=True, complete=True)
+    reviewed = visit(sign=True, complete=True)
+    review = consultation_actions.submit_review(patient_user, reviewed.pk, 4, "好")
+    requested = consultation_actions.ask_doctor(patient_user, patient_id, doctor.pk, HYPERTENSION, "您好")
+    waiting_user = factories.patient_user()
+    consultation_actions.join_queue(
+        waiting_user, factories.patient_of(waiting_user).pk, doctor.department_id, HYPERTENSION
+    )
+    scheduling_actions.create_session(
+        admin,
+        doctor.pk,
+        on_date=WEDNESDAY,
+        period="afternoon",
+        start_time=dt.time(14, 0),
+        end_time=dt.time(14, 15),
+        modality="video",
+    )
+    video_slot = Slot.objects.get(practitioner=doctor, modality="video")
+    appointment = scheduling_actions.book_appointment(
+        patient_user, video_slot.pk, patient_id=patient_id, idempotency_key="matrix-video-01"
+    ).appointment
+    return {
+        "doctor": doctor.pk,
+        "department": doctor.department_id,
+        "patient": patient_id,
+        "active": active.pk,
+        "attachment": attachment.pk,
+        "signed": signed.pk,
+        "record": VisitRecord.objects.get(consultation=signed).pk,
+        "completed": completed.pk,
+        "review": review.pk,
+        "requested": requested.pk,
+        "appointment": appointment.pk,
+        "operator_email": world.users["station_operator"].email,
+    }
+
+
+FILE_UPLOAD = "multipart"  # a body marker: post ``file`` (a small PDF) with the rest of the body as a form
+
+CONSULTATION_API_CASES = [
+    (
+        "post",
+        "/api/consultations/queue",
+        {"patient_id": "{patient}", "department_id": "{department}", **DECLARATION_BODY},
+        ok_for(default=403, patient=201),  # R30: only for oneself or registered family
+    ),
+    (
+        "post",
+        "/api/consultations/ask",
+        {"patient_id": "{patient}", "practitioner_id": "{doctor}", "question": "您好", **DECLARATION_BODY},
+        ok_for(default=403, patient=201),
+    ),
+    (
+        "post",
+        "/api/consultations/from-appointment",
+        {"appointment_id": "{appointment}", **DECLARATION_BODY},
+        ok_for(default=403, patient=201),
+    ),
+    (
+        "post",
+        "/api/consultations/proof-documents",
+        {FILE_UPLOAD: True, "patient_id": "{patient}"},
+        ok_for(default=403, patient=201),
+    ),
+    ("get", "/api/consultations", None, ok_for(*LOGGED_IN, default=200)),
+    ("get", "/api/consultations/icd10?q=I1", None, ok_for(*LOGGED_IN, default=200)),
+    ("get", "/api/consultations/{active}", None, ok_for(default=404, **READERS)),
+    ("get", "/api/consultations/{active}/messages", None, ok_for(default=404, **READERS)),
+    (
+        "post",
+        "/api/consultations/{active}/messages",
+        {"client_id": "matrix-message", "body": "您好"},
+        ok_for(default=404, **WRITERS),
+    ),
+    ("post", "/api/consultations/{active}/read", {"seq": 1}, ok_for(default=404, **READERS)),
+    (
+        "post",
+        "/api/consultations/{active}/attachments",
+        {FILE_UPLOAD: True, "client_id": "matrix-upload"},
+        ok_for(default=404, **WRITERS),
+    ),
+    ("get", "/api/consultations/{completed}/record", None, ok_for(default=404, **READERS)),
+    (
+        "post",
+        "/api/consultations/{requested}/cancel",
+        {},
+        ok_for(default=404, patient=200, doctor=403, doctor_no_mfa=403),  # the patient's side only
+    ),
+    (
+        "post",
+        "/api/consultations/{active}/participants",
+        {"email": "{operator_email}"},
+        ok_for(default=404, **WRITERS),
+    ),
+    (
+        "post",
+        "/api/consultations/{completed}/review",
+        {"rating": 5},
+        ok_for(default=404, patient=201, doctor=403, doctor_no_mfa=403),
+    ),
+    ("post", "/api/consultations/pick-next", {}, ok_for(default=403, **THE_DOCTOR)),
+    ("post", "/api/consultations/{requested}/accept", {}, ok_for(default=403, **THE_DOCTOR)),
+    (
+        "post",
+        "/api/consultations/{active}/visit-type",
+        {"visit_type": "follow_up"},
+        ok_for(default=403, **THE_DOCTOR),
+    ),
+    ("post", "/api/consultations/{active}/refer", {"reason": "需面诊"}, ok_for(default=403, **THE_DOCTOR)),
+    (
+        "post",
+        "/api/consultations/{active}/record",
+        {"chief_complaint": "复诊"},
+        ok_for(default=403, doctor=201, doctor_no_mfa=403),
+    ),
+    (
+        "post",
+        "/api/consultations/records/{record}/correct",
+        {"chief_complaint": "复诊（更正）", "reason": "笔误"},
+        ok_for(default=403, doctor=201, doctor_no_mfa=403),
+    ),
+    ("post", "/api/consultations/{signed}/complete", {}, ok_for(default=403, **THE_DOCTOR)),
+    (
+        "post",
+        "/api/reviews/{review}/moderate",
+        {"publish": True},
+        ok_for("hospital_admin", "platform_admin", default=403),
+    ),
+]
+
+
+def _consultation_request(client: Client, method: str, url: str, body, ids: dict[str, object], **extra):
+    if body is not None and FILE_UPLOAD in body:
+        data = {k: _fill_ids(v, ids) for k, v in body.items() if k != FILE_UPLOAD}
+        return client.post(url, {**data, "file": SimpleUploadedFile("检查.pdf", PDF_BYTES)}, **extra)
+    if method == "get":
+        return client.get(url, **extra)
+    return getattr(client, method)(url, _fill_ids(body, ids), **extra)
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+@pytest.mark.parametrize(
+    ("method", "path", "body", "expected"),
+    CONSULTATION_API_CASES,
+    ids=[case_id(c) for c in CONSULTATION_API_CASES],
+)
+def test_consultations_api_endpoint_by_role(consulted, world, login_as, actor, method, path, body, expected):
+    client = client_for(world, actor, login_as)
+    before = consultation_snapshot()
+    url = _fill_ids(path, consulted)
+    if body is not None and FILE_UPLOAD not in body:
+        response = getattr(client, method)(url, json.dumps(_fill_ids(body, consulted)), content_type="application/json")
+    else:
+        response = _consultation_request(client, method, url, body, consulted)
+    assert response.status_code == expected[actor], response.content[:300]
+    if response.status_code >= 400:
+        assert "error" in response.json()
+        assert consultation_snapshot() == before, "a refused request changed data"
+    elif method == "get":
+        assert consultation_snapshot() == before, "a read changed data"
+    else:
+        assert consultation_snapshot() != before, "an accepted write changed nothing"
+
+
+CONSULTATION_READERS = {"patient": 200, "doctor": 200, "doctor_no_mfa": 403}
+ROOM_WRITERS = {"patient": 302, "doctor": 302, "doctor_no_mfa": 403}
+DOCTOR_STEP = {"doctor": 302, "doctor_no_mfa": 403}
+
+CONSULTATION_PAGE_CASES = [
+    ("get", "/consultations/", None, pages_ok_for(*LOGGED_IN, default=200)),
+    ("get", "/consultations/queue/", None, pages_ok_for(*LOGGED_IN, default=200)),
+    (
+        "post",
+        "/consultations/queue/",
+        {"patient": "{patient}", "department": "{department}", "channel": "text", **DECLARATION_FORM},
+        pages_ok_for(default=422, patient=302),  # nobody else may choose this patient (R30)
+    ),
+    ("get", "/consultations/ask/{doctor}/", None, pages_ok_for(*LOGGED_IN, default=200)),
+    (
+        "post",
+        "/consultations/ask/{doctor}/",
+        {"patient": "{patient}", "question": "您好", "client_id": "matrix-ask", **DECLARATION_FORM},
+        pages_ok_for(default=422, patient=302),
+    ),
+    (
+        "get",
+        "/consultations/from-appointment/{appointment}/",
+        None,
+        pages_ok_for(default=404, patient=200, doctor=403, doctor_no_mfa=403),
+    ),
+    (
+        "post",
+        "/consultations/from-appointment/{appointment}/",
+        {"patient": "{patient}", **DECLARATION_FORM},
+        pages_ok_for(default=404, patient=302, doctor=403, doctor_no_mfa=403),
+    ),
+    ("get", "/consultations/icd10/?q=I1", None, pages_ok_for(*LOGGED_IN, default=200)),
+    ("get", "/consultations/{active}/", None, pages_ok_for(default=404, **CONSULTATION_READERS)),
+    (
+        "get",
+        "/consultations/{active}/waiting/",
+        None,
+        pages_ok_for(default=404, patient=200, doctor=302, doctor_no_mfa=403),  # picked up: the doctor goes on
+    ),
+    (
+        "post",
+        "/consultations/{requested}/cancel/",
+        {},
+        pages_ok_for(default=404, patient=302, doctor=403, doctor_no_mfa=403),
+    ),
+    (
+        "post",
+        "/consultations/{active}/invite/",
+        {"email": "{operator_email}"},
+        pages_ok_for(default=404, **ROOM_WRITERS),
+    ),
+    ("post", "/consultations/{requested}/accept/", {}, pages_ok_for(default=403, **DOCTOR_STEP)),
+    (
+        "post",
+        "/consultations/{active}/visit-type/",
+        {"visit_type": "follow_up"},
+        pages_ok_for(default=403, **DOCTOR_STEP),
+    ),
+    ("post", "/consultations/{active}/refer/", {"reason": "需面诊"}, pages_ok_for(default=403, **DOCTOR_STEP)),
+    (
+        "post",
+        "/consultations/{active}/record/sign/",
+        {"chief_complaint": "复诊"},
+        pages_ok_for(default=403, **DOCTOR_STEP),
+    ),
+    (
+        "post",
+        "/consultations/{signed}/record/correct/",
+        {"record": "{record}", "chief_complaint": "复诊（更正）", "reason": "笔误"},
+        pages_ok_for(default=403, **DOCTOR_STEP),
+    ),
+    ("get", "/consultations/{completed}/record/", None, pages_ok_for(default=404, **CONSULTATION_READERS)),
+    ("get", "/consultations/{completed}/record.pdf", None, pages_ok_for(default=404, **CONSULTATION_READERS)),
+    ("post", "/consultations/{signed}/complete/", {}, pages_ok_for(default=403, **DOCTOR_STEP)),
+    (
+        "post",
+        "/consultations/{completed}/review/",
+        {"rating": "5"},
+        pages_ok_for(default=404, patient=302, doctor=403, doctor_no_mfa=403),
+    ),
+    (
+        "post",
+        "/consultations/{active}/send/",
+        {"client_id": "matrix-send", "body": "您好"},
+        pages_ok_for(default=404, **ROOM_WRITERS),
+    ),
+    (
+        "post",
+        "/consultations/{active}/upload/",
+        {FILE_UPLOAD: True, "client_id": "matrix-page-upload"},
+        pages_ok_for(default=404, anonymous=401, patient=201, doctor=201, doctor_no_mfa=403),  # JSON for the script
+    ),
+    (
+        "get",
+        "/consultations/{active}/files/{attachment}/",
+        None,
+        pages_ok_for(default=404, **CONSULTATION_READERS),
+    ),
+    ("get", "/doctor/workbench/", None, pages_ok_for(default=403, **THE_DOCTOR)),
+    ("get", "/doctor/workbench/panel/", None, pages_ok_for(default=403, anonymous=401, **THE_DOCTOR)),
+    ("post", "/doctor/workbench/pick/", {}, pages_ok_for(default=403, **DOCTOR_STEP)),
+    ("get", "/hospital-admin/reviews/", None, pages_ok_for("hospital_admin", "platform_admin", default=403)),
+    (
+        "post",
+        "/hospital-admin/reviews/{review}/",
+        {"decision": "publish"},
+        pages_ok_for(default=403, hospital_admin=302, platform_admin=302),
+    ),
+]
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+@pytest.mark.parametrize(
+    ("method", "path", "body", "expected"),
+    CONSULTATION_PAGE_CASES,
+    ids=[case_id(c) for c in CONSULTATION_PAGE_CASES],
+)
+def test_consultations_page_by_role(consulted, world, login_as, actor, method, path, body, expected):
+    client = client_for(world, actor, login_as)
+    before = consultation_snapshot()
+    response = _consultation_request(client, method, _fill_ids(path, consulted), body, consulted)
+    assert response.status_code == expected[actor], (actor, response.status_code)
+    if actor == "anonymous" and response.status_code == 302:
+        assert response["Location"].startswith("/accounts/login/")
+    changed = consultation_snapshot() != before
+    assert changed == (method == "post" and response.status_code in (201, 302) and actor != "anonymous")
+
+
+def test_the_consultations_matrix_covers_every_endpoint_and_page():
+    """A new endpoint or page of the consultations app fails here until it has its rows above."""
+    cases = [(method.upper(), path.split("?")[0]) for method, path, _, _ in CONSULTATION_API_CASES]
+    routes = [
+        (method, f"/api{re.sub(r'{int:', '{', route)}")
+        for route, view in consultations_api.router.path_operations.items()
+        for operation in view.operations
+        for method in operation.methods
+    ]
+    assert len(routes) == 23
+    missing = [r for r in routes if not any(m == r[0] and _route_pattern(r[1]).match(p) for m, p in cases)]
+    assert missing == []
+    ids = dict.fromkeys(
+        ("doctor", "appointment", "active", "requested", "signed", "completed", "attachment", "review"), 1
+    )
+    covered = {resolve(_fill_ids(path, ids).split("?")[0]).url_name for _, path, _, _ in CONSULTATION_PAGE_CASES}
+    assert {url.name for url in consultations_urls.urlpatterns} - covered == set()
