@@ -119,10 +119,34 @@ TEMPLATES = [
 # --- Database -----------------------------------------------------------------------------------
 SQLITE_PATH = VAR_DIR / "nethospital.sqlite3"
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
+# PostgreSQL gets a connection pool per server process (Django's psycopg pool): under ASGI every
+# request in flight runs in a thread of its own, and without a pool each one opens a connection of
+# its own, so a rush exhausts PostgreSQL's max_connections (docs/benchmarks.md). A request holds a
+# pooled connection from its first query to its end and waits up to DB_POOL_TIMEOUT seconds for one.
+DB_POOL = env_bool("DB_POOL", True)
+DB_POOL_MIN_SIZE = int(os.environ.get("DB_POOL_MIN_SIZE", "2"))
+DB_POOL_MAX_SIZE = int(os.environ.get("DB_POOL_MAX_SIZE", "8"))
+DB_POOL_TIMEOUT = float(os.environ.get("DB_POOL_TIMEOUT", "10"))
+# HTTP requests one server process computes at once (``nethospital serve``); the others wait in the
+# event loop, holding neither a thread nor a connection. At most DB_POOL_MAX_SIZE: each gets a
+# connection without waiting. 0: no limit.
+NETHOSPITAL_CONCURRENT_REQUESTS = int(os.environ.get("NETHOSPITAL_CONCURRENT_REQUESTS", str(DB_POOL_MAX_SIZE)))
 if DATABASE_URL:
     DATABASES = {
         "default": dj_database_url.parse(DATABASE_URL, conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")))
     }
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_POOL:
+        if "pool" in DATABASES["default"].get("OPTIONS", {}):
+            raise ImproperlyConfigured("DATABASE_URL must not carry 'pool': the pool is set by DB_POOL_* variables.")
+        if DATABASES["default"]["CONN_MAX_AGE"] != 0:
+            raise ImproperlyConfigured("DB_CONN_MAX_AGE must be 0 with the connection pool (or set DB_POOL=0).")
+        if not 0 <= DB_POOL_MIN_SIZE <= DB_POOL_MAX_SIZE or DB_POOL_MAX_SIZE < 1:
+            raise ImproperlyConfigured("Need 0 <= DB_POOL_MIN_SIZE <= DB_POOL_MAX_SIZE and DB_POOL_MAX_SIZE >= 1.")
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": DB_POOL_MIN_SIZE,
+            "max_size": DB_POOL_MAX_SIZE,
+            "timeout": DB_POOL_TIMEOUT,
+        }
 else:
     DATABASES = {
         "default": {

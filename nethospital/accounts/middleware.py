@@ -18,7 +18,11 @@ class StrongAuthenticationMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = request.user
         if user.is_authenticated:
-            user.is_mfa_verified = policy.is_strongly_authenticated(request)  # type: ignore[union-attr]
+            # The session (already loaded for request.user) says whether a factor was used in it;
+            # only then ask the database whether the account still has one. So the usual request of
+            # a patient without MFA costs no query here (it cost one on every request before).
+            verified = policy.session_passed_mfa(request) and policy.is_strongly_authenticated(request)
+            user.is_mfa_verified = verified  # type: ignore[union-attr]
         return self.get_response(request)
 
 

@@ -2,6 +2,11 @@
 
 Call ``notify`` from ``transaction.on_commit`` so nobody hears of a change that was rolled back.
 Texts are rendered in the user's preferred language; logs never carry the text.
+
+The e-mail is a task (``send_notification_email``, django-tasks), not sent in the request: an SMTP
+round trip would otherwise sit on the latency of every booking. With the database task backend
+(production) ``nethospital worker`` sends it; with the immediate backend (embedded default, tests) it
+is sent at once, in the calling process, as before.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.utils import translation
 from django.utils.functional import Promise
+from django_tasks import task
 
 from nethospital.core import clock
 from nethospital.core.consumers import user_group
@@ -44,9 +50,9 @@ def notify(
     )
     if email and user.email:
         try:
-            send_mail(title_text, body_text + (f"\n\n{link}" if link else ""), None, [user.email])
-        except Exception:  # a mail outage must not lose the in-app notification
-            logger.exception("notification e-mail failed (kind=%s, notification=%s)", kind, notification.pk)
+            send_notification_email.enqueue(notification.pk)
+        except Exception:  # a task-queue outage must not lose the in-app notification
+            logger.exception("notification e-mail not queued (kind=%s, notification=%s)", kind, notification.pk)
     try:
         layer = get_channel_layer()
         if layer is not None:
@@ -57,3 +63,15 @@ def notify(
     except Exception:  # the live push is best effort; the notification is stored
         logger.warning("live notification push failed (kind=%s, notification=%s)", kind, notification.pk)
     return notification
+
+
+@task()
+def send_notification_email(notification_id: int) -> None:
+    """E-mail a stored notification to its user (the text as rendered for the in-app notification).
+    A failure is recorded by django-tasks as a failed task, with its traceback, not retried."""
+    notification = Notification.objects.select_related("user").get(pk=notification_id)
+    user = notification.user
+    if not user.email:
+        return
+    link = notification.link
+    send_mail(notification.title, notification.body + (f"\n\n{link}" if link else ""), None, [user.email])

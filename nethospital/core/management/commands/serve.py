@@ -8,6 +8,15 @@ Daphne). Options fall back to the environment, then to the embedded defaults:
     --port     NETHOSPITAL_PORT     8000
     --workers  NETHOSPITAL_WORKERS  1   (more than one needs REDIS_URL so that websockets reach
                                          every process through the channel layer)
+    --concurrent-requests  NETHOSPITAL_CONCURRENT_REQUESTS  DB_POOL_MAX_SIZE (8)
+               HTTP requests each process computes at once; the others wait in its event loop
+               (core.middleware.ConcurrentRequestLimit), none is refused. 0: no limit.
+    --backlog  NETHOSPITAL_BACKLOG  2048  connections the kernel queues before they are accepted
+    --limit-concurrency  NETHOSPITAL_LIMIT_CONCURRENCY  none
+               uvicorn's load shedding: above this many connections and tasks per process it answers
+               503 at once. Off by default: a booking rush should queue, not fail.
+
+uvicorn runs with httptools and uvloop when they are installed (uvicorn[standard]), else h11 and asyncio.
 
 Client addresses come from X-Forwarded-For only when NETHOSPITAL_TRUST_X_FORWARDED_FOR is on
 (from the proxies uvicorn trusts: FORWARDED_ALLOW_IPS, default 127.0.0.1).
@@ -15,6 +24,7 @@ Client addresses come from X-Forwarded-For only when NETHOSPITAL_TRUST_X_FORWARD
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from typing import Any
 
@@ -23,7 +33,8 @@ from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
-ASGI_APPLICATION = "nethospital.asgi:application"
+# A factory, called in each worker process: the project's ASGI application behind the request limit.
+ASGI_APPLICATION_FACTORY = "nethospital.core.middleware:served_application"
 
 
 def _env_int(name: str, default: int) -> int:
@@ -48,6 +59,23 @@ class Command(BaseCommand):
         parser.add_argument(
             "--workers", type=int, default=None, help="server processes (NETHOSPITAL_WORKERS, default 1)"
         )
+        parser.add_argument(
+            "--concurrent-requests",
+            type=int,
+            default=None,
+            help="HTTP requests each process computes at once, the others wait (NETHOSPITAL_CONCURRENT_REQUESTS, "
+            "default DB_POOL_MAX_SIZE; 0: no limit)",
+        )
+        parser.add_argument(
+            "--backlog", type=int, default=None, help="pending connections (NETHOSPITAL_BACKLOG, default 2048)"
+        )
+        parser.add_argument(
+            "--limit-concurrency",
+            type=int,
+            default=None,
+            help="answer 503 above this many connections and tasks per process (NETHOSPITAL_LIMIT_CONCURRENCY, "
+            "default: never)",
+        )
         parser.add_argument("--no-demo", action="store_true", help="do not seed the demo data, even on first run")
         parser.add_argument("--no-migrate", action="store_true", help="do not apply migrations before serving")
         parser.add_argument(
@@ -65,6 +93,22 @@ class Command(BaseCommand):
             raise CommandError(f"port {port} is out of range")
         if workers < 1:
             raise CommandError("--workers must be at least 1")
+        backlog = options["backlog"] if options["backlog"] is not None else _env_int("NETHOSPITAL_BACKLOG", 2048)
+        limit_concurrency = (
+            options["limit_concurrency"]
+            if options["limit_concurrency"] is not None
+            else _env_int("NETHOSPITAL_LIMIT_CONCURRENCY", 0)
+        )
+        if backlog < 1 or limit_concurrency < 0:
+            raise CommandError("--backlog must be at least 1 and --limit-concurrency at least 0")
+        concurrent_requests = options["concurrent_requests"]
+        if concurrent_requests is not None:
+            if concurrent_requests < 0:
+                raise CommandError("--concurrent-requests must be at least 0")
+            # The worker processes read it from their settings, and so from the environment they inherit.
+            os.environ["NETHOSPITAL_CONCURRENT_REQUESTS"] = str(concurrent_requests)
+            settings.NETHOSPITAL_CONCURRENT_REQUESTS = concurrent_requests
+        concurrent_requests = int(getattr(settings, "NETHOSPITAL_CONCURRENT_REQUESTS", 0))
 
         if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
             # The embedded default keeps its database under NETHOSPITAL_VAR_DIR (./var).
@@ -83,7 +127,16 @@ class Command(BaseCommand):
 
         # Forked or spawned server processes must not share this process's database connections.
         connections.close_all()
-        self.stdout.write(f"Net Hospital: http://{host}:{port}/ (uvicorn, {workers} worker(s); Ctrl-C stops)")
+        http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+        loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+        at_once = f"{concurrent_requests} requests at once each" if concurrent_requests else "no request limit"
+        pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool")
+        if isinstance(pool, dict):
+            at_once += f", database pool of {pool['min_size']}-{pool['max_size']} connections each"
+        self.stdout.write(
+            f"Net Hospital: http://{host}:{port}/ (uvicorn, {workers} worker(s), {at_once}, {http}, {loop}; "
+            "Ctrl-C stops)"
+        )
         self.stdout.flush()
 
         import uvicorn
@@ -96,10 +149,15 @@ class Command(BaseCommand):
 
         trust_forwarded = bool(getattr(settings, "TRUST_X_FORWARDED_FOR", False))
         uvicorn.run(
-            ASGI_APPLICATION,
+            ASGI_APPLICATION_FACTORY,
+            factory=True,
             host=host,
             port=port,
             workers=workers,
+            http=http,
+            loop=loop,
+            backlog=backlog,
+            limit_concurrency=limit_concurrency or None,
             lifespan="off",  # Django's ASGI handler does not implement the lifespan protocol
             proxy_headers=trust_forwarded,
             log_level="info" if options["verbosity"] >= 1 else "warning",
