@@ -27,6 +27,7 @@ from nethospital.demo import data
 from nethospital.directory import actions as directory_actions
 from nethospital.directory.choices import Profession, VerificationStatus
 from nethospital.directory.models import Department, Organization, Practitioner, Specialty
+from nethospital.pharmacy.demo import seed_pharmacy
 from nethospital.records import access as records_access
 from nethospital.records import actions as records_actions
 from nethospital.scheduling.demo import seed_schedules
@@ -284,6 +285,8 @@ class Seeder:
         self.seed_chart_views()
         self.seed_schedules()  # after the people: the sessions need the verified doctors and their admins
         self.seed_consultations()  # last: the consultations need the patients, doctors and departments
+        if boxes := seed_pharmacy():  # stock through real EPCIS events and the receiving action (pharmacy.demo)
+            self.result.created["boxes in pharmacy stock"] = boxes
         return self.result
 
     def seed_consultations(self) -> None:
