@@ -167,6 +167,7 @@ def _editor_context(
     finding_rows = presentation.finding_rows(prescription, findings)
     override_errors = override_errors or {}
     infos = _row_infos(prescription, rows) if show_saved else [None] * len(rows)
+    last_filled = max((i for i, row in enumerate(rows) if _row_has_drug(row)), default=-1)
     return {
         "prescription": prescription,
         "consultation": prescription.consultation,
@@ -175,6 +176,8 @@ def _editor_context(
         "diagnoses": presentation.diagnoses(prescription.diagnosis_codes),
         "draft_form": draft_form or DraftForm(initial=_draft_initial(prescription), prefix="draft"),
         "rows": list(zip(rows, infos, strict=True)),
+        # The filled rows and one empty row are open; the others wait under "More drugs".
+        "visible_rows": min(len(rows), last_filled + 2),
         "items_errors": items_errors or [],
         "finding_rows": [
             {"row": row, "error": override_errors.get((row.finding.rule, row.finding.subject), "")}

@@ -295,11 +295,9 @@ def test_patient_sees_the_result_confirms_the_notice_and_otc_apart(patient, clin
     page = patient.get(f"/prescriptions/{rx.pk}/")
     body = html(page)
     assert page.status_code == 200 and 'data-status="approved"' in body
-    assert (
-        'data-drug="t-simvastatin-20"' in element(page, "rx-items")
-        or "t-simvastatin-20" in body.split('id="rx-items"')[1].split("</table>")[0]
-    )
-    otc = body.split('id="otc-items"')[1].split("</table>")[0]
+    prescription_drugs = body.split('id="rx-items"')[1].split("</ul>")[0]
+    assert 'data-drug="t-simvastatin-20"' in prescription_drugs and "t-amlodipine-10" not in prescription_drugs
+    otc = body.split('id="otc-items"')[1].split("</ul>")[0]
     assert "t-amlodipine-10" in otc and "t-simvastatin-20" not in otc
     assert 'id="confirm-notice"' in body and "合理" in body
     assert f"/verify/prescription/{rx.pk}/?hash={rx.canonical_hash}" in element(page, "verification-link")

@@ -32,6 +32,12 @@ from nethospital.core import clock
 from nethospital.core.models import Notification
 from nethospital.directory.choices import Profession, Title, VerificationStatus
 from nethospital.directory.models import Organization, Practitioner, VerificationEvent
+from nethospital.prescriptions import actions as prescription_actions
+from nethospital.prescriptions import api as prescriptions_api
+from nethospital.prescriptions import urls as prescriptions_urls
+from nethospital.prescriptions.actions import ItemInput
+from nethospital.prescriptions.models import PharmacistReview, Prescription, PrescriptionItem, RuleOverride
+from nethospital.prescriptions.tests.conftest import catalogue, follow_up_consultation  # noqa: F401 - a fixture
 from nethospital.records.actions import register_patient_at_hospital
 from nethospital.records.models import Registration
 from nethospital.scheduling import actions as scheduling_actions
@@ -1010,3 +1016,206 @@ def test_the_consultations_matrix_covers_every_endpoint_and_page():
     )
     covered = {resolve(_fill_ids(path, ids).split("?")[0]).url_name for _, path, _, _ in CONSULTATION_PAGE_CASES}
     assert {url.name for url in consultations_urls.urlpatterns} - covered == set()
+
+
+# --- prescriptions: every endpoint and page of nethospital/prescriptions ---------------------------
+# The world's pharmacist also works for the world's hospital here, so that there is a reviewer.
+PRESCRIBER = {"doctor": 200, "doctor_no_mfa": 403}
+RX_READERS = {"patient": 200, "doctor": 200, "doctor_no_mfa": 403, "pharmacist": 200}
+
+
+def prescription_snapshot() -> list:
+    return [
+        *snapshot(),
+        list(
+            Prescription.objects.order_by("pk").values_list(
+                "pk", "status", "notes", "signature", "notice_confirmed_at", "valid_days"
+            )
+        ),
+        list(PrescriptionItem.all_objects.order_by("pk").values_list("pk", "removed_at")),
+        list(RuleOverride.all_objects.order_by("pk").values_list("pk", "removed_at")),
+        list(PharmacistReview.objects.order_by("pk").values_list("pk", "decision")),
+    ]
+
+
+@pytest.fixture
+def prescribed(frozen_monday, world, request) -> dict[str, object]:
+    """At the world's doctor, a completed follow-up consultation for hypertension (I10, signed) of
+    the world's patient, and from it: an empty draft (``draft``), a draft with a duplicate-class
+    warning (``warned``), one ready to sign (``signable``) and one signed and pending review
+    (``pending``). The world's pharmacist is given the pharmacist's role at the world's hospital."""
+    request.getfixturevalue("catalogue")  # the prescriptions tests' small catalogue (codes ``t-...``)
+    doctor = Practitioner.objects.get(user=world.users["doctor"])
+    doctor.user.is_mfa_verified = True  # set-up steps, as if past the second factor
+    root = world.users["platform_admin"]
+    root.is_mfa_verified = True
+    factories.account_actions.grant_role(
+        root, world.users["pharmacist"], Role.PHARMACIST, organization_id=world.hospital.pk
+    )
+    consultation = follow_up_consultation(doctor, world.users["patient"], world.patient, "I10")
+
+    def draft(*drugs: str) -> int:
+        prescription = prescription_actions.create_prescription(doctor.user, consultation.pk)
+        if drugs:
+            prescription_actions.set_items(
+                doctor.user, prescription.pk, [ItemInput(drug=d, dose="1", frequency="qd", days=7) for d in drugs]
+            )
+        return prescription.pk
+
+    pending = draft("t-amlodipine-5")
+    prescription_actions.sign_prescription(doctor.user, pending)
+    return {
+        "consultation": consultation.pk,
+        "draft": draft(),
+        "warned": draft("t-amlodipine-5", "t-nifedipine-30"),
+        "signable": draft("t-amlodipine-5"),
+        "pending": pending,
+    }
+
+
+RX_ITEMS_BODY = {"items": [{"drug": "t-amlodipine-5", "dose": "1", "frequency": "qd", "days": 7}]}
+RX_OVERRIDE = {"rule": "duplicate_class", "subject": "class:0-1", "reason": "换药过渡期"}
+
+PRESCRIPTION_API_CASES = [
+    ("get", "/api/drugs?q=amlo", None, ok_for(*LOGGED_IN, default=200)),
+    (
+        "post",
+        "/api/prescriptions",
+        {"consultation_id": "{consultation}"},
+        ok_for(default=403, doctor=201, doctor_no_mfa=403),  # only the consultation's doctor (R8)
+    ),
+    ("patch", "/api/prescriptions/{draft}", {"notes": "饭后服用"}, ok_for(default=403, **PRESCRIBER)),
+    ("put", "/api/prescriptions/{draft}/items", RX_ITEMS_BODY, ok_for(default=403, **PRESCRIBER)),
+    ("post", "/api/prescriptions/{warned}/overrides", RX_OVERRIDE, ok_for(default=403, **PRESCRIBER)),
+    ("post", "/api/prescriptions/{signable}/sign", {}, ok_for(default=403, **PRESCRIBER)),
+    (
+        "post",
+        "/api/prescriptions/{pending}/amend",
+        {"reason": "调整剂量"},
+        ok_for(default=403, doctor=201, doctor_no_mfa=403),
+    ),
+    ("post", "/api/prescriptions/{pending}/cancel", {"reason": "改为线下"}, ok_for(default=403, **PRESCRIBER)),
+    ("get", "/api/doctor/prescriptions", None, ok_for(default=403, **PRESCRIBER)),
+    ("get", "/api/prescriptions/mine", None, ok_for(*LOGGED_IN, default=200)),
+    ("get", "/api/prescriptions/{pending}", None, ok_for(default=404, **RX_READERS)),
+    (
+        "post",
+        "/api/prescriptions/{pending}/notice",
+        {},
+        ok_for(default=404, patient=200, doctor_no_mfa=403),  # the patient's side confirms (R16)
+    ),
+    ("get", "/api/pharmacist/review-queue", None, ok_for(default=403, pharmacist=200)),
+    ("post", "/api/prescriptions/{pending}/review", {"decision": "approve"}, ok_for(default=403, pharmacist=200)),
+    ("get", "/api/prescriptions/{pending}/verify", None, EVERYONE),  # public: authenticity only
+    ("get", "/api/regulator/prescribing-statistics", None, ok_for(default=403, regulator=200)),  # R12
+]
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+@pytest.mark.parametrize(
+    ("method", "path", "body", "expected"),
+    PRESCRIPTION_API_CASES,
+    ids=[case_id(c) for c in PRESCRIPTION_API_CASES],
+)
+def test_prescriptions_api_endpoint_by_role(prescribed, world, login_as, actor, method, path, body, expected):
+    client = client_for(world, actor, login_as)
+    before = prescription_snapshot()
+    url = _fill_ids(path, prescribed)
+    if body is None:
+        response = client.get(url)
+    else:
+        response = getattr(client, method)(
+            url, json.dumps(_fill_ids(body, prescribed)), content_type="application/json"
+        )
+    assert response.status_code == expected[actor], response.content[:300]
+    if response.status_code >= 400:
+        assert "error" in response.json()
+        assert prescription_snapshot() == before, "a refused request changed data"
+    elif method == "get":
+        assert prescription_snapshot() == before, "a read changed data"
+    else:
+        assert prescription_snapshot() != before, "an accepted write changed nothing"
+
+
+RX_PAGE_READERS = {"patient": 200, "doctor": 200, "doctor_no_mfa": 403, "pharmacist": 200}
+RX_DOCTOR_STEP = {"doctor": 302, "doctor_no_mfa": 403}
+RX_ITEMS_FORM = {"items-0-drug": "t-amlodipine-5", "items-0-dose": "1", "items-0-frequency": "qd", "items-0-days": "7"}
+RX_HEAD_FORM = {"draft-supply_kind": "normal", "draft-valid_days": "1", "draft-notes": "饭后服用"}
+
+PRESCRIPTION_PAGE_CASES = [
+    (
+        "get",
+        "/consultations/{consultation}/prescriptions/new/",
+        None,
+        pages_ok_for(default=404, patient=403, doctor=200, doctor_no_mfa=403),
+    ),
+    (
+        "post",
+        "/consultations/{consultation}/prescriptions/new/",
+        RX_HEAD_FORM,
+        pages_ok_for(default=404, patient=403, **RX_DOCTOR_STEP),
+    ),
+    ("get", "/prescriptions/{draft}/edit/", None, pages_ok_for(default=404, doctor=200, doctor_no_mfa=403)),
+    ("post", "/prescriptions/{draft}/head/", RX_HEAD_FORM, pages_ok_for(default=404, **RX_DOCTOR_STEP)),
+    ("post", "/prescriptions/{draft}/items/", RX_ITEMS_FORM, pages_ok_for(default=404, **RX_DOCTOR_STEP)),
+    ("post", "/prescriptions/{warned}/override/", RX_OVERRIDE, pages_ok_for(default=404, **RX_DOCTOR_STEP)),
+    ("post", "/prescriptions/{signable}/sign/", {}, pages_ok_for(default=404, **RX_DOCTOR_STEP)),
+    ("post", "/prescriptions/{pending}/amend/", {"reason": "调整剂量"}, pages_ok_for(default=403, **RX_DOCTOR_STEP)),
+    ("post", "/prescriptions/{pending}/cancel/", {"reason": "改为线下"}, pages_ok_for(default=403, **RX_DOCTOR_STEP)),
+    ("get", "/prescriptions/drugs/?q=amlo", None, pages_ok_for(*LOGGED_IN, default=200)),
+    ("get", "/doctor/prescriptions/", None, pages_ok_for(default=403, **PRESCRIBER)),
+    ("get", "/prescriptions/", None, pages_ok_for(*LOGGED_IN, default=200)),
+    ("get", "/prescriptions/{pending}/", None, pages_ok_for(default=404, **RX_PAGE_READERS)),
+    (
+        "post",
+        "/prescriptions/{pending}/notice/",
+        {},
+        pages_ok_for(default=404, patient=302, doctor_no_mfa=403),
+    ),
+    ("get", "/prescriptions/{pending}/pdf/", None, pages_ok_for(default=404, **RX_PAGE_READERS)),
+    ("get", "/pharmacist/prescriptions/", None, pages_ok_for(default=403, pharmacist=200)),
+    ("get", "/pharmacist/prescriptions/{pending}/", None, pages_ok_for(default=403, pharmacist=200)),
+    (
+        "post",
+        "/pharmacist/prescriptions/{pending}/",
+        {"decision": "approve"},
+        pages_ok_for(default=403, pharmacist=302),
+    ),
+    ("get", "/verify/prescription/{pending}/", None, EVERYONE),  # public: authenticity only
+    ("get", "/regulator/prescribing-statistics/", None, pages_ok_for(default=403, regulator=200)),  # R12
+]
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+@pytest.mark.parametrize(
+    ("method", "path", "body", "expected"),
+    PRESCRIPTION_PAGE_CASES,
+    ids=[case_id(c) for c in PRESCRIPTION_PAGE_CASES],
+)
+def test_prescriptions_page_by_role(prescribed, world, login_as, actor, method, path, body, expected):
+    client = client_for(world, actor, login_as)
+    before = prescription_snapshot()
+    url = _fill_ids(path, prescribed)
+    response = client.get(url) if method == "get" else client.post(url, _fill_ids(body, prescribed))
+    assert response.status_code == expected[actor], (actor, response.status_code)
+    if actor == "anonymous" and response.status_code == 302:
+        assert response["Location"].startswith("/accounts/login/")
+    changed = prescription_snapshot() != before
+    assert changed == (method == "post" and response.status_code == 302 and actor != "anonymous")
+
+
+def test_the_prescriptions_matrix_covers_every_endpoint_and_page():
+    """A new endpoint or page of the prescriptions app fails here until it has its rows above."""
+    cases = [(method.upper(), path.split("?")[0]) for method, path, _, _ in PRESCRIPTION_API_CASES]
+    routes = [
+        (method, f"/api{re.sub(r'{int:', '{', route)}")
+        for route, view in prescriptions_api.router.path_operations.items()
+        for operation in view.operations
+        for method in operation.methods
+    ]
+    assert len(routes) == 16
+    missing = [r for r in routes if not any(m == r[0] and _route_pattern(r[1]).match(p) for m, p in cases)]
+    assert missing == []
+    ids = dict.fromkeys(("consultation", "draft", "warned", "signable", "pending"), 1)
+    covered = {resolve(_fill_ids(path, ids).split("?")[0]).url_name for _, path, _, _ in PRESCRIPTION_PAGE_CASES}
+    assert {url.name for url in prescriptions_urls.urlpatterns} - covered == set()
