@@ -716,16 +716,20 @@ def scan_box(user: User, order_id: int, code: str) -> ScanOutcome:
                     field="code",
                     product=str(pack.drug_pack.drug) if pack.drug_pack else pack.gtin,
                 )
-            scan = DispenseScan.objects.create(
-                order=order,
-                line=line,
-                identifier=pack.identifier,
-                gtin=pack.gtin,
-                batch=pack.batch,
-                expiry=pack.expiry,
-                scanned_by=user,
-                scanned_at=clock.now(),
-            )
+            try:
+                with transaction.atomic():  # another pharmacist may scan the same box at this moment
+                    scan = DispenseScan.objects.create(
+                        order=order,
+                        line=line,
+                        identifier=pack.identifier,
+                        gtin=pack.gtin,
+                        batch=pack.batch,
+                        expiry=pack.expiry,
+                        scanned_by=user,
+                        scanned_at=clock.now(),
+                    )
+            except IntegrityError:
+                raise DomainError(errors.ALREADY_SCANNED, field="code", number="—") from None
             by_line.setdefault(line.pk, []).append(scan)
             audit.record(
                 user,
