@@ -394,6 +394,7 @@ def _room_texts() -> dict[str, str]:
     return {
         "connecting": _("Connecting…"),
         "connected": _("Connected"),
+        "reconnecting": _("Reconnecting…"),
         "offline": _("Offline: reconnecting. Messages you write are sent when the line is back."),
         "refused": _("You cannot take part in this consultation from this page."),
         "you": _("You"),
@@ -410,12 +411,17 @@ def _room_texts() -> dict[str, str]:
         "uploading": _("Uploading…"),
         "attachment": _("File"),
         "file-too-large": _("The file is too large."),
+        "upload-failed": _("The file could not be sent."),
         "call-idle": _("No call"),
-        "call-ringing": _("Calling…"),
+        "call-ringing": _("The call is waiting to be joined"),
+        "call-joining": _("Joining the call…"),
+        "call-connecting": _("Connecting the call…"),
         "call-connected": _("In a call"),
         "call-ended": _("The call ended."),
         "call-failed": _("The call could not connect; continue in the chat."),
         "call-no-media": _("The camera or microphone is not available."),
+        "join-call": _("Join the call"),
+        "start-call": _("Start the video call"),
     }
 
 
