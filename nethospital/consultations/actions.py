@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Avg, Case, Count, Q, Value, When
+from django.db import connection, transaction
+from django.db.models import Avg, Count, Q
 from django.utils.translation import gettext_lazy as _
 
 from nethospital.accounts.access import acts_for
@@ -673,18 +673,18 @@ def post_messages(requests: list[MessageRequest]) -> list[Posted | DomainError]:
             cleaned[index] = (client_id, body)
         except DomainError as refusal:
             results[index] = refusal
-    _answer_resends(requests, cleaned, results)  # a resend needs no lock
     if cleaned:
         with transaction.atomic():
             ids = sorted({requests[index].consultation_id for index in cleaned})
             locked = {
                 consultation.pk: consultation
                 for consultation in Consultation.objects.select_for_update(of=("self",))
-                .select_related("patient", "practitioner", "practitioner__user", "department")
+                # Only what the checks read (the patient is loaded if a check needs it, which is rare).
+                .select_related("practitioner", "practitioner__user")
                 .filter(pk__in=ids)
                 .order_by("pk")
             }
-            _answer_resends(requests, cleaned, results)  # again, now that no one else can write
+            _answer_resends(requests, cleaned, results)  # under the locks: no one else can store it now
             _store_accepted(requests, cleaned, results, locked)
     assert all(result is not None for result in results)
     return [result for result in results if result is not None]
@@ -696,14 +696,11 @@ def _answer_resends(
     """A message whose client id is stored already is a resend: it gets the stored message."""
     if not cleaned:
         return
-    wanted = Q()
-    for index, (client_id, _body) in cleaned.items():
-        request = requests[index]
-        wanted |= Q(consultation_id=request.consultation_id, sender_id=request.user.pk, client_id=client_id)
-    stored = {
-        (message.consultation_id, message.sender_id, message.client_id): message
-        for message in Message.objects.filter(wanted).select_related("attachment")
-    }
+    candidates = Message.objects.filter(
+        consultation_id__in={requests[index].consultation_id for index in cleaned},
+        client_id__in={client_id for client_id, _body in cleaned.values()},
+    ).select_related("attachment")
+    stored = {(message.consultation_id, message.sender_id, message.client_id): message for message in candidates}
     for index, (client_id, _body) in list(cleaned.items()):
         request = requests[index]
         message = stored.get((request.consultation_id, request.user.pk, client_id))
@@ -720,6 +717,13 @@ def _store_accepted(
 ) -> None:
     """Check each message under its consultation's lock, then write and audit the accepted ones."""
     roles: dict[tuple[int, int], str] = {}
+    # The listed participants of the batch's consultations, in one query (see _role_in_batch).
+    listed: dict[tuple[int, int], list[Any]] = {
+        (consultation_id, user_id): [role]
+        for consultation_id, user_id, role in Participant.objects.filter(
+            consultation_id__in=locked, user_id__in={requests[index].user.pk for index in cleaned}
+        ).values_list("consultation_id", "user_id", "role")
+    }
     accepted: list[tuple[int, Consultation, str, bool, Attachment | None]] = []
     firsts: dict[tuple[int, int, str], int] = {}  # the same message twice in one batch: the second is a resend
     for index, (client_id, _body) in cleaned.items():
@@ -732,7 +736,7 @@ def _store_accepted(
                 assert consultation is not None
                 key = (request.user.pk, consultation.pk)
                 if key not in roles:
-                    roles[key] = access.check_participant(request.user, consultation)
+                    roles[key] = _role_in_batch(request.user, consultation, listed)
                 same = (consultation.pk, request.user.pk, client_id)
                 if same in firsts:
                     continue  # answered below, with the first one's message
@@ -767,24 +771,24 @@ def _store_accepted(
     Message.objects.bulk_create(rows)
     touched = {consultation.pk: consultation for _index, consultation, _role, _f, _a in accepted}
     benches: dict[int, int] = {}
-    Consultation.objects.filter(pk__in=touched).update(
-        last_seq=Case(*(When(pk=pk, then=Value(c.last_seq)) for pk, c in touched.items())),
-        followup_questions_left=Case(
-            *(When(pk=pk, then=Value(c.followup_questions_left)) for pk, c in touched.items())
-        ),
-    )
-    for (index, consultation, role, _followup, _attachment), message in zip(accepted, rows, strict=True):
-        request = requests[index]
-        with context.using(request.request_context) if request.request_context else nullcontext():
-            audit.record(
-                request.user,
+    _save_counters(touched, followups={c.pk for _i, c, _r, followup, _a in accepted if followup})
+    # Every message audited, all under one lock of the audit chain's head (audit.record_many).
+    audit.record_many(
+        [
+            audit.Pending(
+                requests[index].user,
                 "consultation.message.write",
                 consultation,
                 patient=consultation.patient_id,
                 hospital=consultation.hospital_id,
                 role=role,
                 detail={"seq": message.seq},
+                request_context=requests[index].request_context,
             )
+            for (index, consultation, role, _followup, _attachment), message in zip(accepted, rows, strict=True)
+        ]
+    )
+    for (index, consultation, role, _followup, _attachment), message in zip(accepted, rows, strict=True):
         results[index] = Posted(message, created=True)
         _publish_message(consultation, message)
         if role in access.PATIENT_SIDE and consultation.practitioner_id:
@@ -798,6 +802,51 @@ def _store_accepted(
             first = results[firsts[(request.consultation_id, request.user.pk, client_id)]]
             assert isinstance(first, Posted)
             results[index] = Posted(first.message, created=False)
+
+
+def _save_counters(consultations: dict[int, Consultation], followups: set[int]) -> None:
+    """The new ``last_seq`` of each locked consultation in one statement (a plain CASE: the ORM's
+    Case/When costs more to build than the rest of a small batch), and the follow-up questions left
+    where one was asked."""
+    table = connection.ops.quote_name(Consultation._meta.db_table)
+    pk, last_seq = connection.ops.quote_name("id"), connection.ops.quote_name("last_seq")
+    cases = " ".join(f"WHEN {int(key)} THEN {int(c.last_seq)}" for key, c in consultations.items())
+    keys = ", ".join(str(int(key)) for key in consultations)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET {last_seq} = CASE {pk} {cases} END WHERE {pk} IN ({keys})")  # noqa: S608 - integers only
+    for key in followups:
+        Consultation.objects.filter(pk=key).update(followup_questions_left=consultations[key].followup_questions_left)
+
+
+def _as_its_doctor(user: User, consultation: Consultation) -> str | None:
+    """The doctor role if ``user`` is the consultation's doctor and may act as one now, the checks of
+    ``access.acting_doctor`` (a doctor's role, this session's second factor (R6), allowed to practise
+    (R5)) made on the practitioner row loaded with the consultation; None if not its doctor. For the
+    chat's frequent writes (messages, read receipts), where the queries of the general check add up."""
+    practitioner = consultation.practitioner
+    if not user.is_authenticated or practitioner is None or practitioner.user_id != user.pk:
+        return None
+    ensure(user.has_role(Role.DOCTOR), PERMISSION_DENIED)
+    ensure(user.is_mfa_verified, MFA_REQUIRED)
+    ensure_can_practise(practitioner)
+    return ParticipantRole.DOCTOR
+
+
+def _listed_role(user: User, consultation: Consultation, listed: dict[tuple[int, int], list[Any]]) -> str:
+    """``access.check_participant`` for anyone but the consultation's doctor: a listed participant
+    (the requester always is) from ``listed``, read beforehand for many at once, as
+    ``access.participant_role`` looks; anyone else, and a listed doctor, through the full check."""
+    row = listed.get((consultation.pk, user.pk)) if user.is_authenticated else None
+    if row is not None and row[0] != ParticipantRole.DOCTOR:
+        return str(row[0])
+    return access.check_participant(user, consultation)
+
+
+def _role_in_batch(user: User, consultation: Consultation, listed: dict[tuple[int, int], list[Any]]) -> str:
+    """``access.check_participant`` for the batch, without a query in the usual cases: the doctor of
+    the consultation by ``_as_its_doctor`` on the practitioner row locked with it, anyone listed by
+    ``_listed_role``."""
+    return _as_its_doctor(user, consultation) or _listed_role(user, consultation, listed)
 
 
 def _check_message(request: MessageRequest, consultation: Consultation, role: str) -> tuple[bool, Attachment | None]:
@@ -840,31 +889,86 @@ def messages_after(user: User, consultation_id: int, after_seq: int = 0, limit: 
     )
 
 
+@dataclass(frozen=True)
+class ReadRequest:
+    """A read receipt: ``user`` has read the consultation up to ``seq``."""
+
+    user: User
+    consultation_id: int
+    seq: int
+
+
 def mark_read(user: User, consultation_id: int, seq: int) -> int:
     """Read receipt: the participant has read up to ``seq``. Never moves backwards."""
-    consultation = (
-        Consultation.objects.select_related("patient", "practitioner", "practitioner__user")
-        .filter(pk=consultation_id)
-        .first()
-    )
-    ensure(consultation is not None, errors.CONSULTATION_NOT_FOUND)
-    assert consultation is not None
-    role = access.check_participant(user, consultation)
-    seq = max(0, min(int(seq), consultation.last_seq))
-    # One statement in the usual case (the participant's row exists and the receipt moves it on):
-    # receipts come as often as messages, so they must be cheap.
-    moved = Participant.objects.filter(consultation=consultation, user=user, last_read_seq__lt=seq).update(
-        last_read_seq=seq
-    )
-    if not moved:
-        defaults = {"role": role, "joined_at": clock.now(), "last_read_seq": seq}
-        _row, created = Participant.objects.get_or_create(consultation=consultation, user=user, defaults=defaults)
-        moved = created and seq > 0
-    if moved:
-        events.publish(
-            events.consultation_group(consultation.pk), "chat.read", {"user_id": user.pk, "role": role, "seq": seq}
+    (result,) = mark_read_many([ReadRequest(user, consultation_id, seq)])
+    if isinstance(result, DomainError):
+        raise result
+    return result
+
+
+def mark_read_many(requests: list[ReadRequest]) -> list[int | DomainError]:
+    """Read receipts that arrive together, stored together: receipts come as often as messages, so
+    they are read in two queries for all of them (the consultations, their listed participants) and
+    stored in one statement that never moves a participant backwards. Each result is the seq stored
+    (capped at the consultation's last) or the ``DomainError`` that refused that receipt."""
+    ids = {request.consultation_id for request in requests}
+    consultations = Consultation.objects.select_related("practitioner", "practitioner__user").in_bulk(ids)
+    users = {request.user.pk for request in requests if request.user.is_authenticated}
+    listed: dict[tuple[int, int], list[Any]] = {
+        (consultation_id, user_id): [role, pk, last_read]
+        for consultation_id, user_id, role, pk, last_read in Participant.objects.filter(
+            consultation_id__in=ids, user_id__in=users
+        ).values_list("consultation_id", "user_id", "role", "pk", "last_read_seq")
+    }
+    results: list[int | DomainError] = []
+    moves: dict[int, tuple[int, int, int, str]] = {}  # participant -> (seq, consultation, user, role)
+    for request in requests:
+        try:
+            consultation = consultations.get(request.consultation_id)
+            ensure(consultation is not None, errors.CONSULTATION_NOT_FOUND)
+            assert consultation is not None
+            role = _as_its_doctor(request.user, consultation) or _listed_role(request.user, consultation, listed)
+        except DomainError as refusal:
+            results.append(refusal)
+            continue
+        seq = max(0, min(int(request.seq), consultation.last_seq))
+        results.append(seq)
+        row = listed.get((consultation.pk, request.user.pk))
+        if row is None:  # someone acting for the patient, reading for the first time
+            defaults = {"role": role, "joined_at": clock.now(), "last_read_seq": seq}
+            participant, created = Participant.objects.get_or_create(
+                consultation=consultation, user=request.user, defaults=defaults
+            )
+            row = listed[(consultation.pk, request.user.pk)] = [role, participant.pk, 0 if created else None]
+            if not created:
+                row[2] = participant.last_read_seq
+            elif seq > 0:
+                moves[participant.pk] = (seq, consultation.pk, request.user.pk, role)
+                row[2] = seq
+                continue
+        if seq > row[2]:
+            row[2] = seq
+            moves[row[1]] = (seq, consultation.pk, request.user.pk, role)
+    if moves:
+        _move_read_marks({pk: move[0] for pk, move in moves.items()})
+        for seq, consultation_id, user_id, role in moves.values():
+            events.publish(
+                events.consultation_group(consultation_id), "chat.read", {"user_id": user_id, "role": role, "seq": seq}
+            )
+    return results
+
+
+def _move_read_marks(marks: dict[int, int]) -> None:
+    """Set each participant's ``last_read_seq`` to its new seq unless it is already further (a receipt
+    from another tab or server process): one statement for all, never backwards."""
+    table = connection.ops.quote_name(Participant._meta.db_table)
+    pk, column = connection.ops.quote_name("id"), connection.ops.quote_name("last_read_seq")
+    cases = " ".join(f"WHEN {pk} = {int(key)} AND {column} < {int(seq)} THEN {int(seq)}" for key, seq in marks.items())
+    keys = ", ".join(str(int(key)) for key in marks)
+    with connection.cursor() as cursor:
+        cursor.execute(  # integers only
+            f"UPDATE {table} SET {column} = CASE {cases} ELSE {column} END WHERE {pk} IN ({keys})"  # noqa: S608
         )
-    return seq
 
 
 def unread_count(user: User, consultation: Consultation) -> int:
@@ -1203,6 +1307,7 @@ __all__ = [
     "MessageRequest",
     "Posted",
     "QueuePosition",
+    "ReadRequest",
     "RecordInput",
     "accept_request",
     "add_participant",
@@ -1214,6 +1319,7 @@ __all__ = [
     "join_queue",
     "lapse_unaccepted_requests",
     "mark_read",
+    "mark_read_many",
     "messages_after",
     "moderate_review",
     "open_booked_consultation",

@@ -37,6 +37,7 @@ stop reconnecting.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -45,11 +46,13 @@ import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.db import connections
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils import translation
@@ -79,6 +82,7 @@ CLOSE_REFUSED = 4403
 MAX_FRAME_CHARS = 64 * 1024  # a chat message is at most NETHOSPITAL_MESSAGE_MAX_CHARS; SDP fits easily
 MAX_SIGNAL_CHARS = 32 * 1024
 HISTORY_BATCH = 500
+READ_RECEIPT_INTERVAL = 1.0  # seconds between two stored read receipts of one socket, at most
 SERVER_ERROR = ErrorCode("server_error", _("Something went wrong on our side. Please try again."), 500)
 ACTIVE_CALL_STATES = (CallOutcome.RINGING, CallOutcome.CONNECTED)
 
@@ -114,6 +118,26 @@ def _database_executor() -> ThreadPoolExecutor | None:
         return _executor
 
 
+def close_database_threads() -> None:
+    """Give back the database connections of this process's socket threads and stop the threads
+    (a test's database can then be dropped; the next socket starts new ones)."""
+    global _executor
+    with _executor_lock:
+        executor, _executor = _executor, None
+    if executor is None:
+        return
+    workers = executor._max_workers
+    everyone = threading.Barrier(workers)
+
+    def close() -> None:
+        connections.close_all()
+        everyone.wait(timeout=10)  # so that each thread runs this once
+
+    for future in [executor.submit(close) for _worker in range(workers)]:
+        future.result(timeout=30)
+    executor.shutdown(wait=True)
+
+
 async def _in_database(function: Callable[..., T], *args: Any) -> T:
     executor = _database_executor()
     if executor is None:
@@ -124,34 +148,40 @@ async def _in_database(function: Callable[..., T], *args: Any) -> T:
 Stored = tuple[dict[str, Any] | None, int]  # the payload to broadcast (None for a resend) and the seq
 
 
-class MessageBatcher:
-    """The chat's group commit, one per event loop (server process): messages that arrive while a
-    batch is being stored wait for the next batch, and each batch is one transaction
-    (``actions.post_messages``). Under light load a batch is one message and nothing waits; under
-    heavy load the audit chain's single head costs one commit per batch instead of one per message.
-    Each message is still stored and audited before its ack (docs/benchmarks.md)."""
+Request = TypeVar("Request")
+Result = TypeVar("Result")
+
+
+class Batcher(Generic[Request, Result]):
+    """Group commit, one per kind and event loop (server process): requests that arrive while a batch
+    is being stored wait for the next batch, and each batch is one call of ``store`` in a database
+    thread. Under light load a batch is one request and nothing waits; under heavy load the fixed
+    cost of a write (a transaction, a commit, the audit chain's single head) is paid per batch instead
+    of per request. Each request is still stored before it is answered (docs/benchmarks.md)."""
 
     MAX_BATCH = 100
 
-    def __init__(self) -> None:
-        self.waiting: list[tuple[actions.MessageRequest, asyncio.Future[Stored]]] = []
+    def __init__(self, store: Callable[[list[Request]], list[Result | DomainError]]) -> None:
+        self.store = store
+        self.waiting: list[tuple[Request, asyncio.Future[Result]]] = []
         self.running = False
 
-    async def post(self, request: actions.MessageRequest) -> Stored:
-        future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
+    async def submit(self, request: Request) -> Result:
+        """Store ``request`` with whatever else is waiting; its result, or its refusal raised."""
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self.waiting.append((request, future))
         if not self.running:
             self.running = True
-            asyncio.get_running_loop().create_task(self._store())
+            asyncio.get_running_loop().create_task(self._run())
         return await future
 
-    async def _store(self) -> None:
+    async def _run(self) -> None:
         try:
             while self.waiting:
                 batch, self.waiting = self.waiting[: self.MAX_BATCH], self.waiting[self.MAX_BATCH :]
                 try:
-                    results = await _in_database(self._store_batch, [request for request, _future in batch])
-                except Exception as failure:  # the whole transaction failed: every message in it
+                    results = await _in_database(self.store, [request for request, _future in batch])
+                except Exception as failure:  # the whole batch failed: every request in it
                     for _request, future in batch:
                         if not future.done():
                             future.set_exception(failure)
@@ -166,27 +196,34 @@ class MessageBatcher:
         finally:
             self.running = False
 
-    @staticmethod
-    def _store_batch(requests: list[actions.MessageRequest]) -> list[Stored | DomainError]:
-        stored: list[Stored | DomainError] = []
-        for result in actions.post_messages(requests):
-            if isinstance(result, DomainError):
-                stored.append(result)
-            else:
-                payload = actions.message_payload(result.message) if result.created else None
-                stored.append((payload, result.message.seq))
-        return stored
+
+def _store_messages(requests: list[actions.MessageRequest]) -> list[Stored | DomainError]:
+    """Messages in one transaction (``actions.post_messages``), with the payload each one is sent as."""
+    stored: list[Stored | DomainError] = []
+    for result in actions.post_messages(requests):
+        if isinstance(result, DomainError):
+            stored.append(result)
+        else:
+            payload = actions.message_payload(result.message) if result.created else None
+            stored.append((payload, result.message.seq))
+    return stored
 
 
-_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MessageBatcher] = weakref.WeakKeyDictionary()
+_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Batcher[Any, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+STORES: dict[str, Callable[[list[Any]], list[Any]]] = {
+    "messages": _store_messages,
+    "receipts": actions.mark_read_many,
+}
 
 
-def message_batcher() -> MessageBatcher:
-    loop = asyncio.get_running_loop()
-    batcher = _batchers.get(loop)
-    if batcher is None:
-        batcher = _batchers[loop] = MessageBatcher()
-    return batcher
+def batcher(kind: str) -> Batcher[Any, Any]:
+    """This event loop's batcher of ``kind`` ("messages" or "receipts")."""
+    per_loop = _batchers.setdefault(asyncio.get_running_loop(), {})
+    if kind not in per_loop:
+        per_loop[kind] = Batcher(STORES[kind])
+    return per_loop[kind]
 
 
 class TokenBucket:
@@ -292,6 +329,16 @@ class _ConsultationSocket(AsyncJsonWebsocketConsumer):
         for group in groups:
             await self.channel_layer.group_add(group, self.channel_name)
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """As Channels' own, without its ``aclose_old_connections()`` before every handler: that is a hop
+        to Channels' one shared thread for each event each socket receives (a chat message is two events
+        and two hops), and every database call here goes through ``database_sync_to_async``, which
+        already closes stale connections around itself."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     async def disconnect(self, code: int) -> None:
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
@@ -327,6 +374,9 @@ class ConsultationConsumer(_ConsultationSocket):
     consultation_id: int
     role: str
     last_seq: int | None  # the highest seq sent on this socket; None until the client said hello
+    read_marked = 0  # the highest read receipt stored for this socket
+    read_wanted = 0  # the highest read receipt the client sent
+    read_task: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         self.consultation_id = int(self.scope["url_route"]["kwargs"]["consultation_id"])
@@ -426,7 +476,7 @@ class ConsultationConsumer(_ConsultationSocket):
             body,
             request_context=context.RequestContext(client_address=self.client_address, channel="websocket"),
         )
-        payload, seq = await message_batcher().post(request)
+        payload, seq = await batcher("messages").submit(request)
         await self.send_json({"type": "ack", "client_id": client_id, "seq": seq})
         if payload is not None:
             # The sender sees its message at once; the echo through the channel layer is then a
@@ -437,7 +487,32 @@ class ConsultationConsumer(_ConsultationSocket):
         seq = content.get("seq")
         if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
             raise DomainError(INVALID_INPUT, field="seq")
-        await self._run(actions.mark_read, self.user, self.consultation_id, seq)
+        if seq <= max(self.read_marked, self.read_wanted):
+            return  # never backwards, and nothing new
+        self.read_wanted = seq
+        if self.read_task is None or self.read_task.done():
+            self.read_task = asyncio.get_running_loop().create_task(self._store_reads())
+
+    async def _store_reads(self) -> None:
+        """Store the latest receipt; receipts that come while one is stored are folded into the next,
+        at most one a second per socket (a receipt is a write and comes as often as messages)."""
+        while self.read_wanted > self.read_marked:
+            seq = self.read_wanted
+            try:
+                await batcher("receipts").submit(actions.ReadRequest(self.user, self.consultation_id, seq))
+            except DomainError as refusal:
+                await self._send_quietly(self._error(refusal))
+                return
+            except Exception:
+                logger.exception("read receipt failed")
+                return
+            self.read_marked = seq
+            if self.read_wanted > self.read_marked:
+                await asyncio.sleep(READ_RECEIPT_INTERVAL)
+
+    async def _send_quietly(self, frame: dict[str, Any]) -> None:
+        with contextlib.suppress(Exception):  # the socket may be gone by now
+            await self.send_json(frame)
 
     async def _call_start(self) -> None:
         call = await self._run(actions.start_call, self.user, self.consultation_id)
@@ -510,11 +585,22 @@ class ConsultationConsumer(_ConsultationSocket):
     async def chat_message(self, event: dict[str, Any]) -> None:
         await self._deliver(event["payload"])
 
+    async def _catch_up(self, upto: int) -> None:
+        """Messages up to ``upto`` exist (someone read them, or the status says so) but this socket has
+        not had them: their events were lost on the way (a full channel layer drops events). Read them."""
+        if self.last_seq is None or upto <= self.last_seq:
+            return
+        for missing in await self._run(self._between, self.last_seq, upto + 1):
+            await self.send_json({"type": "message", **missing})
+            self.last_seq = max(self.last_seq, int(missing["seq"]))
+
     async def chat_read(self, event: dict[str, Any]) -> None:
         await self.send_json({"type": "read", **event["payload"]})
+        await self._catch_up(int(event["payload"].get("seq", 0)))
 
     async def consultation_status(self, event: dict[str, Any]) -> None:
         await self.send_json({"type": "status", **event["payload"]})
+        await self._catch_up(int(event["payload"].get("last_seq", 0)))
 
     async def call_state(self, event: dict[str, Any]) -> None:
         payload = event["payload"]

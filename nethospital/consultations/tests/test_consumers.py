@@ -26,10 +26,12 @@ if "channels.testing" not in sys.modules:
 from channels.testing import WebsocketCommunicator
 
 from nethospital.asgi import application
-from nethospital.consultations import actions, events
+from nethospital.consultations import actions, consumers, events
 from nethospital.consultations.actions import Declaration
 from nethospital.consultations.choices import CallOutcome, ProofKind
 from nethospital.consultations.models import CallRecord, Consultation, Message, Participant
+from nethospital.core import audit
+from nethospital.core.context import RequestContext
 from nethospital.core.errors import DomainError
 from nethospital.core.models import AuditEntry
 from nethospital.testing import factories
@@ -44,6 +46,14 @@ FOLLOW_UP = Declaration(
     proof_summary="2025-03 诊断原发性高血压 I10",
 )
 TIMEOUT = 5
+
+
+@pytest.fixture(autouse=True)
+def _database_threads_released():
+    # On PostgreSQL the sockets' database calls run on threads with pooled connections of their own;
+    # hand them back after each test, or the test database cannot be dropped at the end.
+    yield
+    consumers.close_database_threads()
 
 
 def run(scenario: Callable[[], Awaitable[None]]) -> None:
@@ -311,6 +321,31 @@ def test_an_event_that_overtakes_an_earlier_one_is_delivered_after_it(world):
     run(scenario)
 
 
+def test_a_lost_last_event_is_read_when_a_receipt_shows_it_exists(world):
+    # The last message of a conversation has no later message to reveal its lost event; the other
+    # side's read receipt (or a status change) does.
+    consultation = world["consultation"]
+    layer = get_channel_layer()
+    group = events.consultation_group(consultation.pk)
+
+    async def scenario() -> None:
+        patient = await opened(room(world), world["patient_cookie"])
+        await hello(patient, 0)
+        (channel,) = set(layer.groups[group])
+        await layer.group_discard(group, channel)
+        await db(actions.post_message)(world["doctor"].user, consultation.pk, "d-1", "最后一条")  # event lost
+        await layer.group_add(group, channel)
+        await db(actions.mark_read)(world["doctor"].user, consultation.pk, 2)
+        read = await patient.receive_json_from(timeout=TIMEOUT)
+        assert (read["type"], read["seq"]) == ("read", 2)
+        message = await patient.receive_json_from(timeout=TIMEOUT)
+        assert (message["type"], message["seq"], message["body"]) == ("message", 2, "最后一条")
+        assert await patient.receive_nothing()
+        await patient.disconnect()
+
+    run(scenario)
+
+
 def test_read_receipts_reach_the_room_and_never_move_back(world):
     consultation = world["consultation"]
     actions.post_message(world["user"], consultation.pk, "p-1", "在吗")
@@ -330,6 +365,28 @@ def test_read_receipts_reach_the_room_and_never_move_back(world):
     run(scenario)
     doctor_row = Participant.objects.get(consultation=consultation, user=world["doctor"].user)
     assert doctor_row.last_read_seq == 2
+
+
+def test_a_burst_of_read_receipts_is_stored_as_its_latest(world):
+    consultation = world["consultation"]
+    for i in range(3):
+        actions.post_message(world["user"], consultation.pk, f"p-{i}", f"第{i}条")
+
+    async def scenario() -> None:
+        patient = await opened(room(world), world["patient_cookie"])
+        doctor = await opened(room(world), world["doctor_cookie"])
+        for seq in (2, 3, 4):
+            await doctor.send_json_to({"type": "read", "seq": seq})
+        seen = [(await patient.receive_json_from(timeout=TIMEOUT))["seq"]]
+        while seen[-1] != 4:
+            seen.append((await patient.receive_json_from(timeout=TIMEOUT))["seq"])
+        assert seen in ([4], [2, 4])  # the ones that came while one was being stored are folded
+        assert await patient.receive_nothing()
+        await patient.disconnect()
+        await doctor.disconnect()
+
+    run(scenario)
+    assert Participant.objects.get(consultation=consultation, user=world["doctor"].user).last_read_seq == 4
 
 
 def test_bad_input_gets_an_error_and_the_socket_keeps_working(world):
@@ -565,7 +622,7 @@ def test_messages_stored_together_are_checked_one_by_one_and_audited_each(world)
 
     results = actions.post_messages(
         [
-            request(world["user"], first.pk, "a", "第一条"),
+            request(world["user"], first.pk, "a", "第一条", request_context=RequestContext("10.0.0.7", "websocket")),
             request(outsider, first.pk, "b", "我不是病人"),
             request(world["user"], first.pk, "c", "长" * (settings.NETHOSPITAL_MESSAGE_MAX_CHARS + 1)),
             request(other_user, second.pk, "d", "另一位病人"),
@@ -588,12 +645,38 @@ def test_messages_stored_together_are_checked_one_by_one_and_audited_each(world)
     assert message_rows(second.pk) == [(2, "d", "另一位病人")]
     assert Consultation.objects.get(pk=first.pk).last_seq == 3
     writes = AuditEntry.objects.filter(action="consultation.message.write").order_by("sequence")
-    assert [(e.actor_id, e.detail) for e in writes[writes_before:]] == [
-        (world["user"].pk, {"seq": 2}),
-        (other_user.pk, {"seq": 2}),
-        (doctor.user.pk, {"seq": 3}),
+    assert [(e.actor_id, e.detail, e.client_address, e.channel) for e in writes[writes_before:]] == [
+        (world["user"].pk, {"seq": 2}, "10.0.0.7", "websocket"),
+        (other_user.pk, {"seq": 2}, None, "system"),
+        (doctor.user.pk, {"seq": 3}, None, "system"),
     ]
+    assert audit.verify_chain().is_intact  # appended under one lock of the head, still one chain
     # A resend of a stored message is answered without a write.
     (again,) = actions.post_messages([request(doctor.user, first.pk, "f", "医生回复")])
     assert not isinstance(again, DomainError) and (again.created, again.message.seq) == (False, 3)
     assert AuditEntry.objects.filter(action="consultation.message.write").count() == writes_before + 3
+
+
+def test_the_doctor_of_a_batch_still_needs_the_second_factor_and_the_right_to_practise(world, city_hospital):
+    from nethospital.accounts.models import User
+    from nethospital.directory import actions as directory_actions
+    from nethospital.directory.choices import VerificationStatus
+
+    consultation, doctor = world["consultation"], world["doctor"]
+    without_mfa = User.objects.get(pk=doctor.user.pk)  # a session that has not passed the second factor
+    request = actions.MessageRequest
+
+    first = actions.post_messages(
+        [
+            request(without_mfa, consultation.pk, "d-1", "没有两步验证"),
+            request(world["user"], consultation.pk, "p-1", "好"),
+        ]
+    )
+
+    assert isinstance(first[0], DomainError) and first[0].code == "mfa_required"
+    assert not isinstance(first[1], DomainError) and first[1].message.seq == 2
+    admin = factories.hospital_admin(city_hospital)
+    directory_actions.change_verification(admin, doctor.pk, VerificationStatus.SUSPENDED, reason="停诊")
+    (suspended,) = actions.post_messages([request(doctor.user, consultation.pk, "d-2", "停诊中")])
+    assert isinstance(suspended, DomainError) and suspended.code == "practitioner_suspended"
+    assert message_rows(consultation.pk) == [(2, "p-1", "好")]
