@@ -20,7 +20,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +85,18 @@ class Served:
     def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         with sqlite3.connect(self.database, timeout=20) as db:
             return db.execute(sql, params).fetchall()
+
+    def eventually(
+        self, sql: str, *params: Any, until: Callable[[tuple[Any, ...]], bool], timeout: float = 20.0
+    ) -> tuple[Any, ...]:
+        """The first row of ``sql`` once ``until`` holds for it (the server writes what the pages report
+        over their sockets a moment later); the last row seen if it never does."""
+        deadline = time.monotonic() + timeout
+        while True:
+            row = self.rows(sql, *params)[0]
+            if until(row) or time.monotonic() > deadline:
+                return row
+            time.sleep(0.1)
 
 
 @pytest.fixture
@@ -297,17 +309,17 @@ def test_queue_chat_through_a_dropped_line_video_call_and_visit_record(served: S
             expect(page.locator("#consultation-room")).to_have_attribute("data-call-state", "connected")
             assert page.evaluate("() => window.nhCall.pc.connectionState") == "connected"
         expect(doctor.locator("#call-state")).to_have_attribute("data-state", "connected")
-        (outcome, connected_at) = served.rows(
-            "SELECT outcome, connected_at FROM consultations_callrecord WHERE consultation_id = ?", consultation_id
-        )[0]
+        call_sql = (
+            "SELECT outcome, connected_at, participant_ids FROM consultations_callrecord WHERE consultation_id = ?"
+        )
+        # The pages report the connection over their sockets; the server records it as it comes.
+        outcome, connected_at, _ids = served.eventually(call_sql, consultation_id, until=lambda r: r[0] != "ringing")
         assert outcome == "connected" and connected_at is not None
         doctor.click("#call-end")
         expect(patient.locator("#call-state")).to_have_attribute("data-state", "ended")
-        call = served.rows(
-            "SELECT outcome, participant_ids FROM consultations_callrecord WHERE consultation_id = ?", consultation_id
-        )[0]
-        assert call[0] == "ended"
-        assert sorted(json.loads(call[1])) == sorted([seed["doctor_user"], seed["patient_user"]])
+        outcome, _connected_at, ids = served.eventually(call_sql, consultation_id, until=lambda r: r[0] == "ended")
+        assert outcome == "ended"
+        assert sorted(json.loads(ids)) == sorted([seed["doctor_user"], seed["patient_user"]])
         # The chat carried on around the call (its start and end are system messages), still in order.
         send(patient, "谢谢医生")
         expect(doctor.locator("#messages li.msg .body", has_text="谢谢医生")).to_have_count(1)

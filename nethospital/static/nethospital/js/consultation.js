@@ -13,8 +13,9 @@
  * with textContent, never as HTML.
  *
  * Video: one RTCPeerConnection per other participant in the call (the doctor and the patient's
- * side, a guardian or station operator may watch too). Whoever is already in the call offers to
- * whoever joins; a crossing of offers is resolved by user id (the lower id yields). The state of
+ * side, a guardian or station operator may watch too). Everyone announces itself ("join") once its
+ * camera is on; of any two participants the one with the smaller user id makes the offer, the other
+ * answers (should two offers still cross, the smaller id yields). The state of
  * the first peer connection is exposed as window.nhCall = {pc, state, peers} and as data-call-state
  * on #consultation-room. A failed call leaves the chat as it is.
  */
@@ -1007,8 +1008,15 @@
     }
     var peer;
     if (data.kind === "join") {
-      if (!call.peers[from]) {
+      // Of any two participants the one with the smaller user id makes the offer, so two offers never
+      // cross. The other tells it "I am ready" (it may have joined before this one had its camera).
+      if (call.peers[from]) {
+        return;
+      }
+      if (userId < from) {
         offerTo(from);
+      } else {
+        signal({ kind: "join" }, from);
       }
     } else if (data.kind === "offer") {
       peer = peerFor(from);
