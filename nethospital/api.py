@@ -8,8 +8,11 @@ language cookie)::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from ninja import NinjaAPI
@@ -17,7 +20,14 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from nethospital.accounts.api import router as accounts_router
 from nethospital.consultations.api import router as consultations_router
-from nethospital.core.errors import INVALID_INPUT, LOGIN_REQUIRED, NOT_FOUND, DomainError
+from nethospital.core.errors import (
+    BAD_REQUEST,
+    INVALID_INPUT,
+    LOGIN_REQUIRED,
+    NOT_FOUND,
+    REQUEST_TOO_LARGE,
+    DomainError,
+)
 from nethospital.directory.api import router as directory_router
 from nethospital.pharmacy.api import router as pharmacy_router
 from nethospital.prescriptions.api import router as prescriptions_router
@@ -32,6 +42,9 @@ api = NinjaAPI(
     docs_url="/docs",
     urls_namespace="api",
 )
+
+# Where a parameter comes from, as Ninja puts it first in a validation error's location.
+PARAM_SOURCES = frozenset({"body", "query", "path", "header", "cookie", "form", "file"})
 
 api.add_router("/", accounts_router)
 api.add_router("/directory/", directory_router)
@@ -78,10 +91,32 @@ def _pydantic_message(error: dict[str, Any]) -> str:
 def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     fields: dict[str, list[str]] = {}
     for error in exc.errors:
-        location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path", "payload")]
-        name = ".".join(location) or "__all__"
-        fields.setdefault(name, []).append(_pydantic_message(error))
+        fields.setdefault(_field_name(error.get("loc", ())), []).append(_pydantic_message(error))
     return api.create_response(request, error_body(INVALID_INPUT.code, str(INVALID_INPUT.message), fields), status=422)
+
+
+def _field_name(loc: Sequence[Any]) -> str:
+    """The field a client sent, from Ninja's error location: ("body", "payload", "body") is the
+    JSON field ``body`` (every body schema parameter here is called ``payload``), ("query", "q")
+    is ``q``, ("file", "file") is ``file``. Only the leading source and parameter are dropped, so
+    a field that happens to be called "body" or "path" keeps its name."""
+    parts = [str(part) for part in loc]
+    if parts and parts[0] in PARAM_SOURCES:
+        source, parts = parts[0], parts[1:]
+        if source in ("body", "form") and len(parts) > 1 and parts[0] == "payload":
+            parts = parts[1:]
+    return ".".join(parts) or "__all__"
+
+
+
+@api.exception_handler(SuspiciousOperation)
+def _unreadable_request(request: HttpRequest, exc: SuspiciousOperation) -> HttpResponse:
+    """A body over DATA_UPLOAD_MAX_MEMORY_SIZE, too many fields, a malformed multipart body: the
+    same structured 4xx as any refusal (Django alone would answer an HTML 400)."""
+    if isinstance(exc, RequestDataTooBig):
+        message = REQUEST_TOO_LARGE.message % {"limit": settings.DATA_UPLOAD_MAX_MEMORY_SIZE}
+        return api.create_response(request, error_body(REQUEST_TOO_LARGE.code, message), status=413)
+    return api.create_response(request, error_body(BAD_REQUEST.code, str(BAD_REQUEST.message)), status=400)
 
 
 @api.exception_handler(AuthenticationError)

@@ -168,8 +168,14 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": os.environ.get("NETHOSPITAL_CHANNEL_PREFIX", "nethospital")},
+            # Pub/sub: one PUBLISH per group send, pushed to the subscribed processes (no per-process list
+            # to overflow, no blocking read that times out in a quiet room). At most once, which the chat
+            # makes good from the database (gap fill, hello on reconnect): docs/benchmarks.md, chat.
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "prefix": os.environ.get("NETHOSPITAL_CHANNEL_PREFIX", "nethospital"),
+            },
         }
     }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}

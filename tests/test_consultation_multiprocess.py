@@ -288,15 +288,6 @@ def test_patient_and_doctor_on_two_processes_lose_and_duplicate_nothing(
         side.connections.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "settings.CHANNEL_LAYERS: redis-py 8 reads with a 5 s socket timeout by default, as long as "
-        "channels_redis's blocking receive (BZPOPMIN, 5 s); a quiet layer raises TimeoutError and the socket "
-        "waiting on it dies. Fixed by a longer socket_timeout in the layer's hosts (or the pub/sub layer): "
-        "docs/benchmarks.md, chat findings. Remove this marker with the fix."
-    ),
-)
 def test_a_quiet_room_stays_open(seeded: dict[str, Any], servers: tuple[str, str]) -> None:
     process_a, process_b = servers
     patient = Side(process_a, seeded["patient_cookie"], seeded["consultation"])

@@ -130,12 +130,12 @@ def redis_layer(settings, redis_url: str, prefix: str):  # type: ignore[no-untyp
     """This process's channel layer: Redis with the server's prefix (settings are reset after)."""
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {"hosts": [redis_url], "prefix": prefix},
         }
     }
     layer = get_channel_layer()
-    assert type(layer).__name__ == "RedisChannelLayer"
+    assert type(layer).__name__ == "RedisPubSubChannelLayer"
     return layer
 
 

@@ -92,4 +92,8 @@ MFA_REQUIRED = ErrorCode(
 )
 INVALID_INPUT = ErrorCode("invalid_input", _("Some fields are not valid."), 422)
 CONFLICT = ErrorCode("conflict", _("This conflicts with existing data."), 409)
+REQUEST_TOO_LARGE = ErrorCode(
+    "request_too_large", _("The request is larger than the %(limit)s bytes the server accepts."), 413
+)
+BAD_REQUEST = ErrorCode("bad_request", _("The request could not be read."), 400)
 RATE_LIMITED = ErrorCode("rate_limited", _("Too many requests. Please try again in %(retry_after)s seconds."), 429)

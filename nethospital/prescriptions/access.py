@@ -70,6 +70,9 @@ def access_prescription(user: User, prescription_id: int, action: str = "view") 
     refusal = None
     if role is None:
         refusal = errors.PRESCRIPTION_NOT_FOUND
+    elif role != "doctor" and prescription.status == PrescriptionStatus.DRAFT:
+        # A draft is the doctor's until signed: the patient's side and the reviewers see it only then.
+        refusal = errors.PRESCRIPTION_NOT_FOUND
     elif role in ("doctor", "pharmacist") and not user.is_mfa_verified:
         refusal = MFA_REQUIRED
     if refusal is not None:

@@ -86,6 +86,32 @@ def test_a_body_that_is_not_json_gets_a_structured_4xx(client):
     assert "error" in response.json()
 
 
+def test_an_oversized_body_gets_a_structured_413_in_the_users_language(client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2048
+    body = payload(legal_name="李" * 2000)
+    response = post(client, "/api/auth/signup", body, language="zh-hans")
+    assert response.status_code == 413
+    error = response.json()["error"]
+    assert error["code"] == "request_too_large"
+    assert "2048" in error["message"] and "服务器" in error["message"]
+    assert User.objects.count() == 0
+
+
+def test_field_names_are_what_the_client_sent(client):
+    # Only Ninja's leading source and parameter are dropped from the location: a JSON field keeps
+    # its own name, nested ones are dotted, a missing body is the whole request.
+    from nethospital.api import _field_name
+
+    assert _field_name(("body", "payload", "body")) == "body"
+    assert _field_name(("body", "payload", "items", 0, "dose")) == "items.0.dose"
+    assert _field_name(("query", "path")) == "path"
+    assert _field_name(("file", "file")) == "file"
+    assert _field_name(("body", "payload")) == "payload"
+    assert _field_name(()) == "__all__"
+    response = post(client, "/api/auth/signup", payload(birth_date="x"))
+    assert list(response.json()["error"]["fields"]) == ["birth_date"]
+
+
 def test_family_members_through_the_api(patient_user, login_as):
     client = login_as(patient_user)
     child = make_number("330106", dt.date(2022, 2, 2), 8, Sex.FEMALE)

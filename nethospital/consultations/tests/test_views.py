@@ -622,6 +622,11 @@ def test_an_advice_only_consultation_refuses_a_diagnosis(world, login_as):
     advice = client.post(f"/consultations/{consultation.pk}/record/sign/", record_post(diagnosis_codes=""))
     assert advice.status_code == 302
     assert list(VisitRecord.objects.get().diagnoses.all()) == []
+    # No prescription can follow an advice-only visit (R1), so the record offers none.
+    record_page = client.get(f"/consultations/{consultation.pk}/record/")
+    assert record_page.status_code == 200
+    assert 'id="correction-form"' in record_page.content.decode()
+    assert 'id="write-prescription"' not in record_page.content.decode()
 
 
 def test_the_doctor_signs_completes_and_corrects_and_the_patient_reads_every_version(world, login_as):
@@ -653,6 +658,10 @@ def test_the_doctor_signs_completes_and_corrects_and_the_patient_reads_every_ver
     assert "补充高脂血症" in page
     assert VisitRecord.objects.get(version=2).content_hash in page
     assert 'id="correction-form"' not in page  # only the doctor corrects
+    assert 'id="write-prescription"' not in page
+    # The doctor goes from the signed record of a follow-up to a new prescription.
+    doctors_page = client.get(f"{url}/record/").content.decode()
+    assert f'id="write-prescription" href="/consultations/{consultation.pk}/prescriptions/new/"' in doctors_page
 
 
 def test_refer_in_person_needs_a_reason(world, login_as):

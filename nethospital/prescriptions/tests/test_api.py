@@ -119,6 +119,16 @@ def error_code(answer: tuple[int, dict]) -> tuple[int, str]:
 
 
 # --- writing: a draft from one's own follow-up consultation (R1, R8) ----------------------------
+def test_a_draft_is_the_doctors_until_it_is_signed(doctor_api, patient_api, pharmacist_api, clinic):
+    rx_id, _ = draft_with(doctor_api, clinic, [item("t-amlodipine-5")])
+    assert error_code(patient_api.get(f"/prescriptions/{rx_id}")) == (404, "prescription_not_found")
+    assert error_code(pharmacist_api.get(f"/prescriptions/{rx_id}")) == (404, "prescription_not_found")
+    assert doctor_api.get(f"/prescriptions/{rx_id}")[0] == 200
+    assert doctor_api.post(f"/prescriptions/{rx_id}/sign")[0] == 200
+    assert patient_api.get(f"/prescriptions/{rx_id}")[0] == 200
+    assert pharmacist_api.get(f"/prescriptions/{rx_id}")[0] == 200
+
+
 def test_create_set_items_and_the_computed_quantity(doctor_api, clinic):
     rx = create(doctor_api, clinic["consultation"].pk, supply_kind="normal", valid_days=2, notes="饭后服用")
     assert (rx["status"], rx["display_status"], rx["diagnoses"], rx["valid_days"]) == ("draft", "draft", ["I10"], 2)

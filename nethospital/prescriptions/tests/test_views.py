@@ -390,7 +390,7 @@ PAGES = [
         "/prescriptions/{rx}/pdf/",
         expect(404, patient=200, doctor=200, doctor_no_mfa=403, pharmacist=200, pharmacist_no_mfa=403),
     ),
-    ("/prescriptions/{draft}/edit/", expect(404, doctor=200, doctor_no_mfa=403, pharmacist_no_mfa=403)),
+    ("/prescriptions/{draft}/edit/", expect(404, doctor=200, doctor_no_mfa=403)),
     ("/consultations/{consultation}/prescriptions/new/", expect(404, patient=403, doctor=200, doctor_no_mfa=403)),
     ("/doctor/prescriptions/", expect(403, doctor=200, other_doctor=200)),
     ("/pharmacist/prescriptions/", expect(403, pharmacist=200)),
