@@ -345,3 +345,27 @@ NETHOSPITAL_CHILD_AGE = 14
 NETHOSPITAL_MAX_PRESCRIPTION_ITEMS = 5
 # Key-encryption key for the doctors' signing keys (defaults to a key derived from SECRET_KEY).
 NETHOSPITAL_SIGNING_KEK = os.environ.get("NETHOSPITAL_SIGNING_KEK", "")
+
+# --- Pharmacy and traceability (issue 6) ---------------------------------------------------------
+# EPCIS capture limits, advertised by OPTIONS /epcis/capture (GS1-EPCIS-Capture-Limit / -File-Size-Limit).
+NETHOSPITAL_EPCIS_CAPTURE_LIMIT = int(os.environ.get("NETHOSPITAL_EPCIS_CAPTURE_LIMIT", "5000"))
+NETHOSPITAL_EPCIS_CAPTURE_FILE_SIZE_LIMIT = int(
+    os.environ.get("NETHOSPITAL_EPCIS_CAPTURE_FILE_SIZE_LIMIT", str(10 * 1024 * 1024))
+)
+# GS1 company prefixes of our suppliers (where the GTIN's company prefix length is known exactly).
+NETHOSPITAL_GS1_COMPANY_PREFIXES = env_list("NETHOSPITAL_GS1_COMPANY_PREFIXES", [])
+# Two sightings of one box closer in time than this at different places are "impossible travel" (R20).
+NETHOSPITAL_TRACE_MIN_TRAVEL_MINUTES = float(os.environ.get("NETHOSPITAL_TRACE_MIN_TRAVEL_MINUTES", "10"))
+# Public code verification (/verify/<code>): requests per client address per minute.
+NETHOSPITAL_VERIFY_RATE_PER_ADDRESS = int(os.environ.get("NETHOSPITAL_VERIFY_RATE_PER_ADDRESS", "60"))
+# Base of the location URIs (bizLocation / readPoint) the platform writes for its own sites.
+NETHOSPITAL_LOCATION_URI_BASE = os.environ.get("NETHOSPITAL_LOCATION_URI_BASE", "https://nethospital.example/loc/")
+# Who received the boxes of a recalled batch (dotted path of a function; the pharmacy app's by default).
+NETHOSPITAL_TRACE_RECIPIENTS = os.environ.get(
+    "NETHOSPITAL_TRACE_RECIPIENTS", "nethospital.pharmacy.traceability.patients_for_packs"
+)
+# Codes one receiving scan may resolve; wrong delivery codes before a delivery is locked.
+NETHOSPITAL_RECEIVE_MAX_CODES = int(os.environ.get("NETHOSPITAL_RECEIVE_MAX_CODES", "500"))
+NETHOSPITAL_DELIVERY_CODE_ATTEMPTS = int(os.environ.get("NETHOSPITAL_DELIVERY_CODE_ATTEMPTS", "5"))
+# Payment providers by method (method → dotted path of a class), merged over the built-in sandbox and cash.
+NETHOSPITAL_PAYMENT_PROVIDERS: dict[str, str] = json.loads(os.environ.get("NETHOSPITAL_PAYMENT_PROVIDERS", "{}"))

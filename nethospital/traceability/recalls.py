@@ -10,10 +10,11 @@ one function named by the setting ``NETHOSPITAL_TRACE_RECIPIENTS`` (a dotted pat
     def patients_for_packs(identifiers: Sequence[str]) -> Mapping[str, Patient]:
         '''For each canonical pack identifier that was dispensed to a patient, that patient.'''
 
-Identifiers without a recipient are left out. Until the pharmacy app provides it (the default path
-``nethospital.pharmacy.traceability.patients_for_packs`` does not import), nobody is found and the
-recall still blocks dispensing and tells the pharmacies. If the function fails during a recall, the
-recall is still made; the failure is logged and marked on its audit entry (``patientLookupFailed``).
+Identifiers without a recipient are left out. The default is the pharmacy app's
+``nethospital.pharmacy.traceability.patients_for_packs`` (its dispensing records); if the path does
+not import, nobody is found and the recall still blocks dispensing and tells the pharmacies. If the
+function fails during a recall, the recall is still made; the failure is logged and marked on its
+audit entry (``patientLookupFailed``).
 """
 
 from __future__ import annotations
