@@ -20,15 +20,33 @@ from nethospital.traceability.models import EPCISEvent
 from nethospital.traceability.tests.test_epcis_capture import job_of, post_capture
 from nethospital.traceability.tests.trace_helpers import pharmacy, staff
 
-CONFORMANCE = Path(
-    os.environ.get("NETHOSPITAL_CONFORMANCE_DIR", Path(__file__).resolve().parents[3].parent / "shared" / "conformance")
-)
+REPOSITORY = Path(__file__).resolve().parents[3]
+SHARED = REPOSITORY.parent / "shared" / "conformance"
+COPY = REPOSITORY / "tests" / "conformance"  # an unedited copy for clones without ../shared (its README)
+
+
+def _conformance_dir() -> Path:
+    if os.environ.get("NETHOSPITAL_CONFORMANCE_DIR"):
+        return Path(os.environ["NETHOSPITAL_CONFORMANCE_DIR"])
+    if (SHARED / "epcis" / "JSON").is_dir():
+        return SHARED
+    return COPY
+
+
+CONFORMANCE = _conformance_dir()
 EXAMPLES = sorted((CONFORMANCE / "epcis" / "JSON").rglob("*.jsonld"))
 
 
 def test_the_conformance_examples_are_there():
     # Without them the tests below would pass vacuously.
     assert len(EXAMPLES) >= 40, f"EPCIS examples not found under {CONFORMANCE}"
+
+
+@pytest.mark.skipif(not (SHARED / "epcis" / "JSON").is_dir(), reason="no ../shared/conformance beside this clone")
+def test_the_copy_in_the_repository_is_the_official_one():
+    official = {p.relative_to(SHARED): p.read_bytes() for p in (SHARED / "epcis" / "JSON").rglob("*.jsonld")}
+    copied = {p.relative_to(COPY): p.read_bytes() for p in (COPY / "epcis" / "JSON").rglob("*.jsonld")}
+    assert copied == official
 
 
 def _events(document: dict[str, Any]) -> list[dict[str, Any]]:
