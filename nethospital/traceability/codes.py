@@ -121,7 +121,8 @@ class ScannedCode:
 
 def check_digit(body: str) -> str:
     """The GS1 mod-10 check digit of ``body`` (all digits but the last)."""
-    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
+    reversed_body = body[::-1]
+    total = 3 * sum(map(int, reversed_body[0::2])) + sum(map(int, reversed_body[1::2]))
     return str((10 - total % 10) % 10)
 
 

@@ -5,9 +5,10 @@ One validation pass per event, in this order, each failure an ``EPCISException``
 ``#/epcisBody/eventList/<i>``):
 
 1. the event type is one of the five EPCIS 2.0 types (the schema would let any "extension" type pass);
-2. the event against ``EPCIS-JSON-Schema.json`` (draft-07). A compiled validator (fastjsonschema)
-   answers first; an event it refuses is validated again by jsonschema (the reference engine) for the
-   message, and only refused if jsonschema refuses it too. Formats are not checked by either, as
+2. the event against ``EPCIS-JSON-Schema.json`` (draft-07). A compiled validator (fastjsonschema,
+   one per event type: the schema's event definition is "if type is X then X") answers first; an
+   event it refuses is validated again by jsonschema (the reference engine) for the message, and
+   only refused if jsonschema refuses it too. Formats are not checked by either, as
    the schema's authors intended, which is why step 3 exists;
 3. what the schema misses: bizStep, disposition (and persistentDisposition, error reasons, business
    transaction and source/destination types) are CBV bare words, CBV URIs of real CBV words, full
@@ -34,9 +35,10 @@ extensions as ``{namespace}name=value`` sorted) hashed with SHA-256. ``recordTim
 gets the same ID and is stored once, and the error declaration of an event captured without an ID
 carries that event's ID (EPCIS 2.0 §7.4.1.4 wants the declaration to name the original's eventID).
 
-Storing (``store_events``) is bulk: one query for the IDs already stored, ``bulk_create`` of events
-and identifiers, one update per declared original, then ``state.apply_events`` in the same
-transaction.
+Storing (``store_events``) is bulk: one query for the IDs already stored, then events and
+identifiers in bulk (on PostgreSQL with COPY, the events' ids taken from their sequence first; a
+``bulk_create`` elsewhere), one update per declared original, then ``state.apply_events`` in the same
+transaction with the identifiers in hand.
 """
 
 from __future__ import annotations
@@ -113,11 +115,77 @@ def _event_schema() -> dict[str, Any]:
     }
 
 
+def _accepts_any_string(schema: Any, definitions: dict[str, Any]) -> bool:
+    """Whether ``schema`` accepts every string when formats are not checked (``{"type": "string",
+    "format": "uri"}``, through ``$ref`` and ``anyOf``)."""
+    for _ in range(10):
+        if isinstance(schema, dict) and set(schema) == {"$ref"} and schema["$ref"].startswith("#/definitions/"):
+            schema = definitions[schema["$ref"].rsplit("/", 1)[-1]]
+    if not isinstance(schema, dict):
+        return False
+    if set(schema) == {"anyOf"}:
+        return any(_accepts_any_string(branch, definitions) for branch in schema["anyOf"])
+    return schema.get("type") == "string" and set(schema) <= {"type", "format"}
+
+
+def _without_vacuous_property_names(node: Any, definitions: dict[str, Any]) -> Any:
+    """A copy of ``node`` without the ``propertyNames`` that every name passes. The event types'
+    ``propertyNames`` are ``anyOf`` an enum of standard names or ``vocab-uri``, a string with the
+    format ``uri``: with formats unchecked every name passes, but the compiled validator would still
+    try each branch of each name in turn (an exception per failed branch, a third of its time)."""
+    if isinstance(node, list):
+        return [_without_vacuous_property_names(item, definitions) for item in node]
+    if not isinstance(node, dict):
+        return node
+    return {
+        key: _without_vacuous_property_names(value, definitions)
+        for key, value in node.items()
+        if not (key == "propertyNames" and _accepts_any_string(value, definitions))
+    }
+
+
 @functools.cache
-def _fast_event_validator() -> Any:
+def _fast_event_validators() -> dict[str, Any]:
+    """A compiled validator (fastjsonschema) per event type. ``EPCIS-Document-Event`` is an
+    ``allOf`` of ``if type is X then X``: for one of the five types it is exactly that type's
+    definition, so the event is checked against that one directly."""
+    import fastjsonschema
+
+    root = epcis_schema()
+    definitions = _without_vacuous_property_names(root["definitions"], root["definitions"])
+    return {
+        event_type: fastjsonschema.compile(
+            {
+                "$schema": root["$schema"],
+                "$id": root["$id"],
+                "$ref": f"#/definitions/{event_type}",
+                "definitions": definitions,
+            },
+            use_formats=False,
+        )
+        for event_type in sorted(EVENT_TYPES)
+    }
+
+
+@functools.cache
+def _fast_document_event_validator() -> Any:
     import fastjsonschema
 
     return fastjsonschema.compile(_event_schema(), use_formats=False)
+
+
+def _fast_event_validator() -> Any:
+    """Validate one event with the compiled validators (raises ``JsonSchemaValueException``)."""
+    validators = _fast_event_validators()
+
+    def validate(event: Any) -> Any:
+        event_type = event.get("type") if isinstance(event, dict) else None
+        by_type = validators.get(event_type) if isinstance(event_type, str) else None
+        if by_type is not None:
+            return by_type(event)
+        return _fast_document_event_validator()(event)
+
+    return validate
 
 
 @functools.cache
@@ -198,8 +266,8 @@ def standard_fields() -> dict[str, frozenset[str]]:
 
 
 def warm_up() -> None:
-    """Load the schema, compile the validator and read the vocabularies (about half a second)."""
-    _fast_event_validator()
+    """Load the schema, compile the validators and read the vocabularies (about a second)."""
+    _fast_event_validators()
     vocabularies()
     standard_fields()
 
@@ -214,6 +282,9 @@ class Namespaces:
 
     prefixes: dict[str, str]
     terms: frozenset[str] = frozenset()
+    # Pre-hash renderings of the strings met under these namespaces (``_PreHash.value``): the same
+    # bizStep, place and EPC URN come back in many events of one document.
+    rendered: dict[tuple[str, str | None, str], str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, *contexts: Any) -> Namespaces:
@@ -327,7 +398,7 @@ def _schema_check(event: dict[str, Any], ctx: _EventContext) -> None:
     import fastjsonschema
 
     try:
-        _fast_event_validator()(event)
+        _fast_event_validators()[event["type"]](event)  # one of the five types (checked before)
         return
     except fastjsonschema.JsonSchemaValueException as exc:
         fast_error = exc
@@ -385,11 +456,34 @@ def _check_extension_value(value: Any, where: str, ctx: _EventContext) -> None:
             _check_extension_value(item, where, ctx)
 
 
+_CHECKED_URNS = ("urn:epc:id:sgtin:", "urn:epc:class:lgtin:", "urn:epc:id:sscc:", codes.CHINA_URN_PREFIX)
+
+
+@functools.lru_cache(maxsize=65536)
+def _checked_urn(value: str) -> codes.IndexedIdentifier:
+    """A URN's structure checked and its index entry (a URN's reading depends on nothing else; a
+    box named by commissioning, packing and dispensing in one document is read once). Raises
+    ``CodeError``, which is not cached."""
+    if value.startswith(_CHECKED_URNS):
+        codes.parse_urn(value)
+    return codes.index_identifier(value)
+
+
 def _identifier(value: Any, label: str, ctx: _EventContext) -> codes.IndexedIdentifier:
     if not isinstance(value, str) or not value or len(value) > MAX_IDENTIFIER_LENGTH:
         raise ctx.fail(errors.BAD_IDENTIFIER % {"field": label, "value": str(value)[:100], "error": "too long"})
+    if value.startswith("urn:"):
+        try:
+            indexed = _checked_urn(value)
+        except codes.CodeError as exc:
+            raise ctx.fail(
+                errors.BAD_IDENTIFIER % {"field": label, "value": value[:100], "error": exc.message}
+            ) from exc
+        if len(indexed.identifier) > MAX_IDENTIFIER_LENGTH:
+            raise ctx.fail(errors.BAD_IDENTIFIER % {"field": label, "value": value[:100], "error": "too long"})
+        return indexed
     try:
-        if value.startswith(("urn:epc:id:sgtin:", "urn:epc:class:lgtin:", "urn:epc:id:sscc:", codes.CHINA_URN_PREFIX)):
+        if value.startswith(_CHECKED_URNS):
             codes.parse_urn(value)
         elif value.startswith(("https://", "http://")):
             try:
@@ -706,6 +800,16 @@ CBV20 = HashProfile("CBV2.0", draft_vocabulary=False, convert_epcs=True)
 DRAFT_2021 = HashProfile("draft-2021", draft_vocabulary=True, convert_epcs=False)
 
 
+@functools.lru_cache(maxsize=8192)
+def _utc_time(value: str) -> str:
+    """A time of the pre-hash string: UTC with milliseconds (the text itself when it is no time)."""
+    parsed = parse_time(value)
+    if parsed is None:
+        return value.strip()
+    utc = parsed.astimezone(dt.UTC)
+    return utc.isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
 class _PreHash:
     def __init__(self, namespaces: Namespaces, profile: HashProfile) -> None:
         self.namespaces = namespaces
@@ -714,11 +818,7 @@ class _PreHash:
 
     @staticmethod
     def time(value: Any) -> str:
-        parsed = parse_time(value)
-        if parsed is None:
-            return str(value).strip()
-        utc = parsed.astimezone(dt.UTC)
-        return utc.isoformat(timespec="milliseconds")[:-6] + "Z"
+        return _utc_time(value) if isinstance(value, str) else str(value).strip()
 
     @staticmethod
     def number(value: Any) -> str | None:
@@ -731,10 +831,18 @@ class _PreHash:
         return None
 
     def value(self, value: Any, vocabulary: str | None = None) -> str:
+        if isinstance(value, str):
+            key = (self.profile.name, vocabulary, value)
+            rendered = self.namespaces.rendered.get(key)
+            if rendered is None:
+                rendered = self.namespaces.rendered[key] = self._text(value.strip(), vocabulary)
+            return rendered
         number = self.number(value)
         if number is not None:
             return number
-        text = str(value).strip()
+        return self._text(str(value).strip(), vocabulary)
+
+    def _text(self, text: str, vocabulary: str | None) -> str:
         if vocabulary and text in vocabularies()[vocabulary].words:
             return self.bases[vocabulary] + text
         for prefix, key in _CBV_URI_FORMS:
@@ -898,6 +1006,14 @@ class StoreResult:
 
 def existing_events(event_ids: Iterable[str]) -> dict[str, EPCISEvent]:
     wanted = list(dict.fromkeys(event_ids))
+    if connection.vendor == "postgresql" and wanted:
+        # Usually none is stored yet: ask with one array parameter which are, then read those.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT event_id FROM {EPCISEvent._meta.db_table} WHERE event_id = ANY(%s)",  # noqa: S608
+                [wanted],
+            )
+            wanted = [event_id for (event_id,) in cursor.fetchall()]
     found: dict[str, EPCISEvent] = {}
     for start in range(0, len(wanted), 1000):
         chunk = wanted[start : start + 1000]
@@ -943,7 +1059,7 @@ def store_events(
     result = StoreResult()
     existing = existing_events(p.event_id for p in prepared)
     new_rows: dict[str, EPCISEvent] = {}
-    new_identifiers: list[tuple[EPCISEvent, PreparedEvent]] = []
+    new_events: list[tuple[EPCISEvent, PreparedEvent]] = []
     declarations: list[PreparedEvent] = []
     for item in prepared:
         if item.event_id in existing or item.event_id in new_rows:
@@ -954,41 +1070,44 @@ def store_events(
             continue
         row = _row(item, record_time, capture_job)
         new_rows[item.event_id] = row
-        new_identifiers.append((row, item))
+        new_events.append((row, item))
     rows = list(new_rows.values())
-    identifier_rows = [
-        EventIdentifier(
-            event=row,
-            role=role,
-            identifier=indexed.identifier,
-            gtin=indexed.gtin,
-            product_code=indexed.product_code[:20],
-        )
-        for row, item in new_identifiers
-        for role, indexed in item.identifiers
-    ]
     if rows and connection.vendor == "postgresql":
-        _copy_rows(rows, identifier_rows)
+        _copy_rows(new_events)
     else:
         EPCISEvent.objects.bulk_create(rows, batch_size=1000)
         if rows and rows[0].pk is None:  # a database that does not return ids from bulk inserts
             ids = dict(EPCISEvent.objects.filter(event_id__in=list(new_rows)).values_list("event_id", "pk"))
             for row in rows:
                 row.pk = ids[row.event_id]
-        for identifier_row in identifier_rows:
-            identifier_row.event_id = identifier_row.event.pk
-        EventIdentifier.objects.bulk_create(identifier_rows, batch_size=2000)
+        EventIdentifier.objects.bulk_create(
+            [
+                EventIdentifier(
+                    event_id=row.pk,
+                    role=role,
+                    identifier=indexed.identifier,
+                    gtin=indexed.gtin,
+                    product_code=indexed.product_code[:20],
+                )
+                for row, item in new_events
+                for role, indexed in item.identifiers
+            ],
+            batch_size=2000,
+        )
     result.stored = rows
     for item in declarations:
         original = new_rows.get(item.event_id) or existing[item.event_id]
         _declare(original, item)
         if original.pk not in {r.pk for r in result.declared} and original.event_id not in new_rows:
             result.declared.append(original)
-    _apply_state(rows + result.declared)
+    # The identifiers just stored, as the state engine would read them back (in insertion order).
+    named = {row.pk: [(role, indexed.identifier) for role, indexed in item.identifiers] for row, item in new_events}
+    _apply_state(rows + result.declared, named)
     return result
 
 
 _EVENT_COLUMNS = (
+    "id",
     "event_id",
     "event_type",
     "event_time",
@@ -1009,35 +1128,60 @@ _EVENT_COLUMNS = (
 _IDENTIFIER_COLUMNS = ("event", "role", "identifier", "gtin", "product_code")
 
 
-def _copy_rows(rows: list[EPCISEvent], identifier_rows: list[EventIdentifier]) -> None:
+def next_ids(model: Any, count: int) -> list[int]:
+    """PostgreSQL: ``count`` new ids from the sequence of ``model``'s id column, in increasing order
+    (what the inserts would have been given), so that rows can be written with COPY and referred to
+    before they are written."""
+    if count <= 0:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [model._meta.db_table, count],
+        )
+        return sorted(value for (value,) in cursor.fetchall())
+
+
+def copy_rows(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """PostgreSQL: ``COPY table (columns) FROM STDIN`` of ``rows`` (values as psycopg adapts them).
+    Errors are Django's (a unique violation is an ``IntegrityError``, as with an INSERT)."""
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        quoted = ", ".join(connection.ops.quote_name(column) for column in columns)
+        with cursor.cursor.copy(f"COPY {connection.ops.quote_name(table)} ({quoted}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+
+def _copy_rows(new_events: list[tuple[EPCISEvent, PreparedEvent]]) -> None:
     """PostgreSQL: write events and identifiers with COPY (several times faster than a multi-row
-    INSERT for a thousand events), then read the new events' ids back in one query."""
+    INSERT for a thousand events). The events' ids are taken from their sequence first, so the
+    identifiers can name them without reading them back."""
+    for (row, _), pk in zip(new_events, next_ids(EPCISEvent, len(new_events)), strict=True):
+        row.pk = pk
+        row._state.adding = False
     event_fields: list[Any] = [EPCISEvent._meta.get_field(name) for name in _EVENT_COLUMNS]
     json_columns = {"document", "corrective_event_ids"}
-    with connection.cursor() as cursor:
-        raw = cursor.cursor
-        columns = ", ".join(str(getattr(f, "column", "")) for f in event_fields)
-        with raw.copy(f"COPY {EPCISEvent._meta.db_table} ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(
-                    [
-                        json.dumps(getattr(row, name)) if name in json_columns else getattr(row, field.attname)
-                        for name, field in zip(_EVENT_COLUMNS, event_fields, strict=True)
-                    ]
-                )
-        cursor.execute(
-            f"SELECT event_id, id FROM {EPCISEvent._meta.db_table} WHERE event_id = ANY(%s)",  # noqa: S608
-            [[row.event_id for row in rows]],
-        )
-        ids = dict(cursor.fetchall())
-        for row in rows:
-            row.pk = ids[row.event_id]
-            row._state.adding = False
-        identifier_fields: list[Any] = [EventIdentifier._meta.get_field(name) for name in _IDENTIFIER_COLUMNS]
-        columns = ", ".join(str(getattr(f, "column", "")) for f in identifier_fields)
-        with raw.copy(f"COPY {EventIdentifier._meta.db_table} ({columns}) FROM STDIN") as copy:
-            for item in identifier_rows:
-                copy.write_row([item.event.pk, item.role, item.identifier, item.gtin, item.product_code])
+    copy_rows(
+        EPCISEvent._meta.db_table,
+        [str(f.column) for f in event_fields],
+        (
+            [
+                json.dumps(getattr(row, name)) if name in json_columns else getattr(row, field.attname)
+                for name, field in zip(_EVENT_COLUMNS, event_fields, strict=True)
+            ]
+            for row, _ in new_events
+        ),
+    )
+    identifier_fields: list[Any] = [EventIdentifier._meta.get_field(name) for name in _IDENTIFIER_COLUMNS]
+    copy_rows(
+        EventIdentifier._meta.db_table,
+        [str(f.column) for f in identifier_fields],
+        (
+            (row.pk, role, indexed.identifier, indexed.gtin, indexed.product_code[:20])
+            for row, item in new_events
+            for role, indexed in item.identifiers
+        ),
+    )
 
 
 def _declare(original: EPCISEvent, declaration: PreparedEvent) -> None:
@@ -1055,12 +1199,10 @@ def _declare(original: EPCISEvent, declaration: PreparedEvent) -> None:
         )
 
 
-def _apply_state(events: list[EPCISEvent]) -> None:
+def _apply_state(events: list[EPCISEvent], identifiers: dict[int, list[tuple[str, str]]]) -> None:
     """Pack state is derived in the capture's transaction (``traceability.state``)."""
     if not events:
         return
     from nethospital.traceability import state
 
-    apply = getattr(state, "apply_events", None)
-    if apply is not None:
-        apply(events)
+    state.apply_events(events, identifiers=identifiers)

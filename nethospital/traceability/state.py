@@ -43,7 +43,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import unquote
@@ -57,6 +57,7 @@ from nethospital.directory.models import Organization
 from nethospital.prescriptions.models import DrugPack
 from nethospital.traceability import anomalies
 from nethospital.traceability.choices import AlertKind, EPCRole, EventType, PackStatus
+from nethospital.traceability.epcis import copy_rows, next_ids
 from nethospital.traceability.models import Alert, EPCISEvent, EventIdentifier, Location, Pack, Recall
 
 # --- CBV vocabulary -----------------------------------------------------------------------------
@@ -525,6 +526,23 @@ class _Batch:
         """Write the batch: new packs inserted with their final state (containers before their
         contents, so parent ids exist), changed packs updated in one statement per 500 rows."""
         new_ids = {id(p) for p in self.new}
+        if self.new and connection.vendor == "postgresql":
+            self._copy_new()
+        elif self.new:
+            self._insert_new()
+        for identifier in self.reparented:
+            parent = self.parent_of.get(identifier)
+            self.packs[identifier].parent_id = self.packs[parent].pk if parent else None
+        changed = [p for p in self.dirty.values() if id(p) not in new_ids]
+        for start in range(0, len(changed), 500):
+            _update_packs(changed[start : start + 500])
+        alerts = self.alerts
+        if self.replay:  # a rebuild raises only what was not raised before
+            alerts = [a for a in alerts if not _already_raised(a)]
+        if alerts:
+            Alert.objects.bulk_create(alerts, batch_size=500)
+
+    def _insert_new(self) -> None:
         for level in self._insertion_levels():
             for pack in level:
                 parent = self.parent_of.get(pack.identifier)
@@ -537,17 +555,27 @@ class _Batch:
                 )
                 for pack in missing:
                     pack.pk = ids[pack.identifier]
-        for identifier in self.reparented:
-            parent = self.parent_of.get(identifier)
-            self.packs[identifier].parent_id = self.packs[parent].pk if parent else None
-        changed = [p for p in self.dirty.values() if id(p) not in new_ids]
-        for start in range(0, len(changed), 500):
-            _update_packs(changed[start : start + 500])
-        alerts = self.alerts
-        if self.replay:  # a rebuild raises only what was not raised before
-            alerts = [a for a in alerts if not _already_raised(a)]
-        if alerts:
-            Alert.objects.bulk_create(alerts, batch_size=500)
+
+    def _copy_new(self) -> None:
+        """PostgreSQL: the new packs with COPY, ids taken from the sequence first so that a new pack
+        inside a new case names it (containers first all the same)."""
+        ordered = [pack for level in self._insertion_levels() for pack in level]
+        for pack, pk in zip(ordered, next_ids(Pack, len(ordered)), strict=True):
+            pack.pk = pk
+            pack._state.adding = False
+        for pack in ordered:
+            parent = self.parent_of.get(pack.identifier)
+            pack.parent_id = self.packs[parent].pk if parent else None
+        fields = [cast("models.Field[Any, Any]", f) for f in Pack._meta.concrete_fields]
+        # The attributes as they are (str, int, bool, date, aware datetime, None: what psycopg
+        # adapts itself); text fields through str() as CharField.get_prep_value would (choices).
+        columns = [(f.attname, isinstance(f, models.CharField)) for f in fields]
+
+        def row(pack: Pack) -> list[Any]:
+            values = [getattr(pack, name) for name, _ in columns]
+            return [str(v) if is_text and v is not None else v for v, (_, is_text) in zip(values, columns, strict=True)]
+
+        copy_rows(Pack._meta.db_table, [str(f.column) for f in fields], (row(pack) for pack in ordered))
 
     def _insertion_levels(self) -> list[list[Pack]]:
         """New packs grouped so that a new container is inserted before the new packs inside it."""
@@ -625,6 +653,8 @@ def _already_raised(alert: Alert) -> bool:
 
 def _identifiers_by_event(event_ids: Sequence[int]) -> dict[int, list[tuple[str, str]]]:
     by_event: dict[int, list[tuple[str, str]]] = {pk: [] for pk in event_ids}
+    if not event_ids:
+        return by_event
     for start in range(0, len(event_ids), 2000):
         rows = EventIdentifier.objects.filter(event_id__in=event_ids[start : start + 2000]).values_list(
             "event_id", "role", "identifier"
@@ -634,15 +664,21 @@ def _identifiers_by_event(event_ids: Sequence[int]) -> dict[int, list[tuple[str,
     return by_event
 
 
-def apply_events(events: Sequence[EPCISEvent]) -> None:
+def apply_events(
+    events: Sequence[EPCISEvent], *, identifiers: Mapping[int, list[tuple[str, str]]] | None = None
+) -> None:
     """Bring packs up to date with newly captured events (in record order), raising alerts (R20).
-    Call inside the capture's transaction, after the events and their identifiers are stored."""
+    Call inside the capture's transaction, after the events and their identifiers are stored.
+    ``identifiers``: the (role, identifier) rows just stored for some of the events, by event id, in
+    the order stored (the capture has them in memory); the others' are read from the index."""
     if not events:
         return
     erroneous = [e for e in events if e.declared_erroneous_at is not None or _is_error_declaration(e)]
     live = [e for e in events if e.declared_erroneous_at is None and not _is_error_declaration(e)]
     if live:
-        by_event = _identifiers_by_event([e.pk for e in live])
+        known = identifiers or {}
+        by_event = _identifiers_by_event([e.pk for e in live if e.pk not in known])
+        by_event.update({e.pk: known[e.pk] for e in live if e.pk in known})
         batch = _Batch()
         batch.prepare(live, by_event)
         for event in live:

@@ -138,6 +138,57 @@ def test_both_schema_engines_accept_every_example_event():
             assert reference.is_valid(event), path.name
 
 
+def _mutations(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """Versions of ``event`` that break (or keep) its schema in the ways the schema checks."""
+    broken: list[dict[str, Any]] = []
+    for name, value in [
+        ("eventTimeZoneOffset", "+25:00"),
+        ("eventTimeZoneOffset", 8),
+        ("eventTime", 12),
+        ("action", "MOVE"),
+        ("epcList", "urn:epc:id:sgtin:0614141.107346.2017"),
+        ("epcList", [1, 2]),
+        ("childEPCs", {}),
+        ("bizStep", 5),
+        ("readPoint", {"noId": "x"}),
+        ("readPoint", "urn:epc:id:sgln:0614141.00777.0"),
+        ("quantityList", [{"quantity": 1}]),
+        ("errorDeclaration", {"reason": "x"}),
+        ("ilmd", []),
+        ("sensorElementList", [{"sensorReport": "x"}]),
+        ("example:private", {"a": 1}),
+        ("unknownStandardLooking", 1),
+    ]:
+        broken.append({**event, name: value})
+    for required in ("eventTime", "eventTimeZoneOffset", "action"):
+        broken.append({k: v for k, v in event.items() if k != required})
+    return broken
+
+
+def test_the_compiled_validators_accept_exactly_what_the_reference_accepts():
+    """The compiled validators (one per event type, without the property-name checks that every
+    name passes when formats are not checked) accept an event exactly when jsonschema does: they may
+    only refuse sooner, never let through what the reference refuses."""
+    fast = epcis._fast_event_validator()
+    reference = epcis._reference_event_validator()
+    import fastjsonschema
+
+    outcomes = {True: 0, False: 0}
+    for path in EXAMPLES:
+        for event in _events(json.loads(path.read_text("utf-8")))[:3]:
+            if event.get("type") not in epcis.EVENT_TYPES:
+                continue
+            for variant in [event, *_mutations(event)]:
+                try:
+                    fast(variant)
+                    accepted = True
+                except fastjsonschema.JsonSchemaValueException:
+                    accepted = False
+                assert accepted == reference.is_valid(variant), (path.name, variant)
+                outcomes[accepted] += 1
+    assert outcomes[True] > 100 and outcomes[False] > 500, outcomes
+
+
 # --- Event hash IDs ---------------------------------------------------------------------------------
 
 # GS1's reference implementation of the CBV 2.0 event hash ID (github.com/RalphTro/epcis-event-hash-generator,

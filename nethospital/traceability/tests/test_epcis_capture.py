@@ -458,3 +458,20 @@ def test_identifiers_are_indexed_with_roles_and_digital_links_as_urns(epcis_clie
         (EPCRole.QUANTITY, "urn:epc:class:lgtin:0614141.107346.LOT1", "10614141073464"),
     ]
     assert EPCISEvent.objects.get().product_code == "10614141073464"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_copied_event_id_stored_twice_is_an_integrity_error_as_with_an_insert():
+    """On PostgreSQL events, identifiers and packs are written with COPY; a unique violation there
+    must still be Django's IntegrityError, which the capture job retries on (its events are then
+    duplicates) and ``POST /epcis/events`` answers with 409."""
+    from django.db import IntegrityError, transaction
+    from django.utils import timezone
+
+    prepared = epcis.prepare_event(object_event("77"), 0, epcis.Namespaces.of(None))
+    epcis.store_events([prepared])
+    with pytest.raises(IntegrityError), transaction.atomic():
+        epcis._copy_rows([(epcis._row(prepared, timezone.now(), None), prepared)])
+    assert EPCISEvent.objects.filter(event_id=prepared.event_id).count() == 1
+    assert Pack.objects.filter(identifier=f"{GTIN_URN}.77").count() == 1
