@@ -169,6 +169,10 @@ def _resolve_drug(code: str, field: str = "drug") -> Drug:
     return drug
 
 
+MAX_DOSE = 10000
+MAX_DAYS = 366
+
+
 def _build_items(prescription: Prescription, inputs: list[ItemInput]) -> list[PrescriptionItem]:
     ensure(inputs, errors.NO_ITEMS, field="items")
     limit = settings.NETHOSPITAL_MAX_PRESCRIPTION_ITEMS
@@ -180,13 +184,12 @@ def _build_items(prescription: Prescription, inputs: list[ItemInput]) -> list[Pr
             dose = Decimal(str(data.dose))
         except InvalidOperation:
             raise DomainError(errors.DOSE_NOT_POSITIVE, field=f"items.{position}.dose") from None
-        ensure(dose.is_finite() and dose > 0 and dose < 10000, errors.DOSE_NOT_POSITIVE, field=f"items.{position}.dose")
+        ensure(dose.is_finite() and dose > 0, errors.DOSE_NOT_POSITIVE, field=f"items.{position}.dose")
+        ensure(dose < MAX_DOSE, errors.DOSE_TOO_LARGE, field=f"items.{position}.dose", limit=MAX_DOSE)
         ensure(data.frequency in Frequency.values, INVALID_INPUT, field=f"items.{position}.frequency")
-        ensure(
-            isinstance(data.days, int) and 0 < data.days <= 366,
-            errors.DAYS_NOT_POSITIVE,
-            field=f"items.{position}.days",
-        )
+        ensure(isinstance(data.days, int) and data.days > 0, errors.DAYS_NOT_POSITIVE, field=f"items.{position}.days")
+        # A sanity bound on input; the rules refuse anything over 12 weeks with the R13 reason.
+        ensure(data.days <= MAX_DAYS, errors.DAYS_TOO_MANY, field=f"items.{position}.days", limit=MAX_DAYS)
         route = data.route or drug.route
         ensure(route in Route.values, INVALID_INPUT, field=f"items.{position}.route")
         quantity = data.quantity

@@ -22,6 +22,8 @@ NO_ITEMS = ErrorCode("prescription_empty", _("Add at least one drug."))
 UNKNOWN_DRUG = ErrorCode("unknown_drug", _("Unknown drug: %(drug)s."))
 DOSE_NOT_POSITIVE = ErrorCode("dose_not_positive", _("The dose must be more than zero."))
 DAYS_NOT_POSITIVE = ErrorCode("days_not_positive", _("Days of supply must be at least 1."))
+DAYS_TOO_MANY = ErrorCode("days_too_many", _("Days of supply cannot be more than %(limit)s."))
+DOSE_TOO_LARGE = ErrorCode("dose_too_large", _("The dose must be less than %(limit)s."))
 QUANTITY_INVALID = ErrorCode("quantity_invalid", _("The quantity must be a whole number of packs, at least 1."))
 VALID_DAYS_INVALID = ErrorCode(
     "valid_days_invalid", _("A prescription is valid on its day of issue, extendable to at most 3 days (R13).")

@@ -309,6 +309,8 @@ def test_bad_items_are_refused_with_a_clear_code(doctor_api, clinic):
         ([item("t-amlodipine-5", dose="0")], 400, "dose_not_positive", "items.0.dose"),
         ([item("t-amlodipine-5", dose=-1)], 400, "dose_not_positive", "items.0.dose"),
         ([item("t-amlodipine-5"), item("t-amlodipine-10", days=0)], 400, "days_not_positive", "items.1.days"),
+        ([item("t-amlodipine-5", days=400)], 400, "days_too_many", "items.0.days"),
+        ([item("t-amlodipine-5", dose="20000")], 400, "dose_too_large", "items.0.dose"),
         ([item("t-amlodipine-5", quantity=0)], 400, "quantity_invalid", "items.0.quantity"),
         ([], 400, "prescription_empty", "items"),
         ([item("t-amlodipine-5", frequency="hourly")], 422, "invalid_input", "items.0.frequency"),

@@ -240,6 +240,12 @@ def test_bad_items_are_refused_and_change_nothing(clinic):
         assert code_of(lambda: actions.set_items(doctor_user, rx.pk, [item("t-amlodipine-5", days=0)])) == (
             "days_not_positive"
         )
+        assert code_of(lambda: actions.set_items(doctor_user, rx.pk, [item("t-amlodipine-5", days=400)])) == (
+            "days_too_many"
+        )
+        assert code_of(lambda: actions.set_items(doctor_user, rx.pk, [item("t-amlodipine-5", dose="20000")])) == (
+            "dose_too_large"
+        )
         assert code_of(lambda: actions.set_items(doctor_user, rx.pk, [])) == "prescription_empty"
         assert code_of(lambda: draft(clinic, valid_days=4)) == "valid_days_invalid"
         assert [(i.drug.code, i.dose) for i in rx.items.all()] == [("t-amlodipine-5", Decimal("1.000"))]
