@@ -101,7 +101,10 @@ def check_event(
     from nethospital.traceability.state import Transition, event_ref
 
     concerned = organization or pack.owner_id
-    here = event_ref(event, organization)
+
+    def here() -> dict[str, Any]:  # built only when an alert is raised
+        return event_ref(event, organization)
+
     if transition == Transition.DISPENSE and pack.dispensed_count >= 1:
         batch.alert(
             AlertKind.DISPENSED_TWICE,
@@ -109,7 +112,7 @@ def check_event(
             pack,
             event,
             {
-                "events": [*_dispensing_refs(pack.identifier, exclude=event.pk), here],
+                "events": [*_dispensing_refs(pack.identifier, exclude=event.pk), here()],
                 "dispensedBefore": pack.dispensed_count,
             },
             concerned,
@@ -124,7 +127,7 @@ def check_event(
             Severity.CRITICAL,
             pack,
             event,
-            {"events": [*previous, here], "endOfLife": pack.status},
+            {"events": [*previous, here()], "endOfLife": pack.status},
             concerned,
         )
     if transition == Transition.DISPENSE and pack.dispensed_count == 0:
@@ -138,7 +141,7 @@ def check_event(
                 pack,
                 event,
                 {
-                    "events": [here],
+                    "events": [here()],
                     "receivedAt": pack.received_at.isoformat() if pack.received_at else None,
                     "receivedBy": pack.owner_id,
                 },
@@ -150,7 +153,7 @@ def check_event(
             Severity.CRITICAL if transition == Transition.DISPENSE else Severity.WARNING,
             pack,
             event,
-            {"events": [here], "expiry": pack.expiry.isoformat() if pack.expiry else None, "batch": pack.batch},
+            {"events": [here()], "expiry": pack.expiry.isoformat() if pack.expiry else None, "batch": pack.batch},
             concerned,
         )
     recall = batch.recall_for(pack)
@@ -160,7 +163,7 @@ def check_event(
             Severity.CRITICAL if transition == Transition.DISPENSE else Severity.WARNING,
             pack,
             event,
-            {"events": [here], **_recall_ref(recall)},
+            {"events": [here()], **_recall_ref(recall)},
             concerned,
         )
 

@@ -310,6 +310,29 @@ def register_location(
     return location
 
 
+# --- Queries ------------------------------------------------------------------------------------
+
+
+class _EqualsAny(models.Lookup):  # type: ignore[type-arg]
+    """``column = ANY(%s)`` with the values as one array parameter (PostgreSQL): psycopg's
+    client-side binding renders each parameter of an ``IN`` list into the statement, which for
+    2,000 identifiers costs more than the query."""
+
+    lookup_name = "equals_any"
+    prepare_rhs = False
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        return f"{lhs} = ANY(%s)", [*lhs_params, list(self.rhs)]
+
+
+def _in_list(column: F, values: list[str]) -> Q | _EqualsAny:
+    """``column IN values`` as a filter: one array parameter on PostgreSQL, ``__in`` elsewhere."""
+    if connection.vendor == "postgresql":
+        return _EqualsAny(column, values)
+    return Q(**{f"{column.name}__in": values})
+
+
 # --- The batch engine ---------------------------------------------------------------------------
 
 
@@ -375,7 +398,7 @@ class _Batch:
             chunk = wanted[start : start + 2000]
             rows = (
                 Pack.objects.select_for_update(of=("self",))
-                .filter(identifier__in=chunk)
+                .filter(_in_list(F("identifier"), chunk))
                 .annotate(parent_identifier=F("parent__identifier"))
                 .order_by("identifier")
             )
