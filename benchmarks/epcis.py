@@ -306,6 +306,11 @@ def select_baseline(database_url: str, identifiers: list[str]) -> tuple[float, l
     return elapsed, latencies
 
 
+def load_average() -> str:
+    """The machine's load average (other work on these CPUs shows there)."""
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def machine(url: str) -> str:
     import psycopg
 
@@ -328,6 +333,7 @@ def main() -> None:
     args = parser.parse_args()
     url = server_url()
     banner = machine(url)
+    load_before = load_average()
     with bench_database(url) as database_url:
         setup_django(database_url)
         from django.core.management import call_command
@@ -350,6 +356,7 @@ def main() -> None:
         documents = make_documents(args.events, args.per_document, gtins, state.location_uri_for(org))
         log("capturing")
         capture_seconds, per_document, jobs = capture_all(user, documents)
+        load_after_capture = load_average()
         events = EPCISEvent.objects.count()
         identifiers = EventIdentifier.objects.count()
         packs = Pack.objects.count()
@@ -360,6 +367,7 @@ def main() -> None:
         log("verifying")
         verify_all(chosen[:200])  # warm up (imports, caches); not counted
         verify_seconds, verify_latencies, genuine = verify_all(chosen)
+        load_after_verification = load_average()
         from nethospital.traceability import codes
 
         chosen_identifiers = [codes.parse(s, lookup=False).identifier for s in chosen]
@@ -382,6 +390,10 @@ def main() -> None:
         print(f"  machine: {banner}")
         print(
             f"  Django {django.get_version()}, tasks backend {settings.TASKS['default']['BACKEND'].rsplit('.', 1)[-1]}"
+        )
+        print(
+            f"  load average (1, 5, 15 min): before {load_before}, after capture {load_after_capture}, "
+            f"after verification {load_after_verification}"
         )
         print()
         print(f"Capture: {args.events} events in {jobs} EPCISDocuments of {args.per_document}")
