@@ -475,3 +475,22 @@ def test_a_copied_event_id_stored_twice_is_an_integrity_error_as_with_an_insert(
         epcis._copy_rows([(epcis._row(prepared, timezone.now(), None), prepared)])
     assert EPCISEvent.objects.filter(event_id=prepared.event_id).count() == 1
     assert Pack.objects.filter(identifier=f"{GTIN_URN}.77").count() == 1
+
+
+def test_the_garbage_collector_paused_for_a_document_is_enabled_again_even_on_error():
+    import gc
+
+    from nethospital.traceability import capture
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), capture._cyclic_gc_paused():
+        assert not gc.isenabled()
+        raise RuntimeError("the job failed")
+    assert gc.isenabled()
+    gc.disable()  # paused by someone else (another thread's job): left as it was
+    try:
+        with capture._cyclic_gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
