@@ -104,6 +104,25 @@ def test_one_booking_per_doctor_per_day_and_the_slot_is_not_overbooked(clinic, p
     assert Appointment.objects.count() == 1
 
 
+def state(slot):
+    return (Appointment.objects.count(), AuditEntry.objects.count(), Slot.objects.get(pk=slot.pk).booked_count)
+
+
+def test_a_full_slot_is_refused_before_the_patient_is_locked(clinic, patient_user, django_assert_max_num_queries):
+    # The rush: most requests find the slot taken. They are answered from one read of the slot,
+    # after the idempotency replay and the family check, without the patient's lock and rules.
+    first = slots(clinic["doctor"])[0]
+    other = factories.patient_user()
+    with clock.frozen(MONDAY_9AM):
+        book(patient_user, first)
+        before = state(first)
+        with django_assert_max_num_queries(5) as captured, pytest.raises(DomainError) as caught:
+            book(other, first)
+    assert caught.value.code == "slot_taken"
+    assert not any("FOR UPDATE" in query["sql"] for query in captured.captured_queries)
+    assert state(first) == before
+
+
 def test_booking_only_for_oneself_or_registered_family(clinic, patient_user):
     stranger = factories.patient_of(factories.patient_user())
     child = account_actions.add_family_member(
