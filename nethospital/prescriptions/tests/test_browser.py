@@ -56,7 +56,11 @@ def test_doctor_prescribes_through_an_allergy_warning_pharmacist_approves_patien
 
     # --- the doctor --------------------------------------------------------------------------
     doctor_context, page = log_in(browser, live_server, clinic["doctor"].user, totp=True)
-    page.goto(f"{live_server.url}/consultations/{consultation.pk}/prescriptions/new/")
+    # From the consultation's signed visit record to a new prescription.
+    page.goto(f"{live_server.url}/consultations/{consultation.pk}/record/")
+    with page.expect_navigation():
+        page.click("#write-prescription")
+    assert page.url == f"{live_server.url}/consultations/{consultation.pk}/prescriptions/new/"
     assert "青霉素" in page.locator("#patient-allergies").inner_text()
     assert "I10" in page.locator("#diagnoses").inner_text()
     with page.expect_navigation():
