@@ -20,10 +20,7 @@ are written in one transaction, audited as one entry.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,6 +122,11 @@ def _enqueue(capture_id: Any, language: str) -> None:
 
 def run_capture_job(capture_id: str, language: str | None = None) -> dict[str, Any]:
     """Process one capture job (the task's body). Never raises: a job always ends finished."""
+    with epcis.cyclic_gc_paused():
+        return _run_capture_job(capture_id, language)
+
+
+def _run_capture_job(capture_id: str, language: str | None) -> dict[str, Any]:
     job = CaptureJob.objects.filter(pk=capture_id).select_related("submitted_by").first()
     if job is None or job.status != CaptureStatus.RUNNING:
         return {"captureID": capture_id, "skipped": True}
@@ -145,29 +147,7 @@ def run_capture_job(capture_id: str, language: str | None = None) -> dict[str, A
     return {"captureID": str(job.pk), "status": job.status, "captured": job.captured_count}
 
 
-@contextlib.contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector paused while one document is processed. Validating and
-    storing 1,000 events creates some 200,000 containers that live until the end of the job; each
-    time enough of them survive, the collector walks every object of the process (about a tenth of
-    the capture's time in the benchmark). Reference counting still frees everything that is not in a
-    cycle; the collector runs again as soon as it is re-enabled. The job's size is bounded by the
-    capture limits. Re-enabled only if it was enabled (another thread may have paused it too)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def _process(job: CaptureJob) -> None:
-    with _cyclic_gc_paused():
-        _process_document(job)
-
-
-def _process_document(job: CaptureJob) -> None:
     document = job.document or {}
     received = epcis.ReceivedDocument(document, epcis.event_list(document), document.get("@context"))
     prepared, failures = epcis.prepare_events(received)

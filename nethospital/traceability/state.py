@@ -57,7 +57,7 @@ from nethospital.directory.models import Organization
 from nethospital.prescriptions.models import DrugPack
 from nethospital.traceability import anomalies
 from nethospital.traceability.choices import AlertKind, EPCRole, EventType, PackStatus
-from nethospital.traceability.epcis import copy_rows, next_ids
+from nethospital.traceability.epcis import copy_rows, model_from_values, next_ids
 from nethospital.traceability.models import Alert, EPCISEvent, EventIdentifier, Location, Pack, Recall
 
 # --- CBV vocabulary -----------------------------------------------------------------------------
@@ -310,6 +310,23 @@ def register_location(
     return location
 
 
+# What a new pack is before its first event (the model's defaults, status unknown).
+_NEW_PACK: dict[str, Any] = {
+    "id": None,
+    "batch": "",
+    "expiry": None,
+    "status": PackStatus.UNKNOWN,
+    "parent_id": None,
+    "location": "",
+    "owner_id": None,
+    "dispensed_count": 0,
+    "commissioned_at": None,
+    "received_at": None,
+    "dispensed_at": None,
+    "last_event_id": None,
+    "last_event_time": None,
+}
+
 # --- Queries ------------------------------------------------------------------------------------
 
 
@@ -496,22 +513,26 @@ class _Batch:
     # -- packs --
 
     def get_or_new(self, code: PackCode, event: EPCISEvent) -> tuple[Pack, bool]:
-        pack = self.packs.get(code.identifier)
-        if pack is not None:
-            return pack, pack.last_event_id is None
+        known = self.packs.get(code.identifier)
+        if known is not None:
+            return known, known.last_event_id is None
         drug_pack = self.drug_packs_by_gtin.get(code.gtin) if code.gtin else None
         if drug_pack is None and code.china_code:
             drug_pack = self.drug_packs_by_prefix.get(code.china_prefix)
-        pack = Pack(
-            identifier=code.identifier,
-            gtin=code.gtin or (drug_pack.gtin if drug_pack else ""),
-            serial=code.serial,
-            china_code=code.china_code,
-            product_code=code.product_code,
-            drug_pack=drug_pack,
-            is_container=code.is_container,
-            status=PackStatus.UNKNOWN,
+        pack: Pack = model_from_values(
+            Pack,
+            {
+                **_NEW_PACK,
+                "identifier": code.identifier,
+                "gtin": code.gtin or (drug_pack.gtin if drug_pack else ""),
+                "serial": code.serial,
+                "china_code": code.china_code,
+                "product_code": code.product_code,
+                "drug_pack_id": drug_pack.pk if drug_pack is not None else None,
+                "is_container": code.is_container,
+            },
         )
+        Pack._meta.get_field("drug_pack").set_cached_value(pack, drug_pack)
         self.new.append(pack)
         self._remember(pack, None)
         self.children_loaded.add(code.identifier)  # a new pack has no children in the database
