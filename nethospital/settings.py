@@ -367,5 +367,7 @@ NETHOSPITAL_TRACE_RECIPIENTS = os.environ.get(
 # Codes one receiving scan may resolve; wrong delivery codes before a delivery is locked.
 NETHOSPITAL_RECEIVE_MAX_CODES = int(os.environ.get("NETHOSPITAL_RECEIVE_MAX_CODES", "500"))
 NETHOSPITAL_DELIVERY_CODE_ATTEMPTS = int(os.environ.get("NETHOSPITAL_DELIVERY_CODE_ATTEMPTS", "5"))
+# An order not paid online within this many minutes is cancelled, freeing its prescription and stock.
+NETHOSPITAL_ORDER_PAYMENT_MINUTES = int(os.environ.get("NETHOSPITAL_ORDER_PAYMENT_MINUTES", "30"))
 # Payment providers by method (method → dotted path of a class), merged over the built-in sandbox and cash.
 NETHOSPITAL_PAYMENT_PROVIDERS: dict[str, str] = json.loads(os.environ.get("NETHOSPITAL_PAYMENT_PROVIDERS", "{}"))

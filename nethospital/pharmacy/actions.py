@@ -12,6 +12,8 @@ raises the dispensed-twice alert (R20), a declined payment — are committed fir
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import secrets
 from collections import Counter
 from dataclasses import dataclass
@@ -576,6 +578,49 @@ def _refund_payments(user: User, order: Order, reason: str) -> list[Refund]:
             payment.save(update_fields=["status"])
         refunds.append(refund)
     return refunds
+
+
+def expire_unpaid_orders() -> int:
+    """Task: an order still waiting for its online payment ``NETHOSPITAL_ORDER_PAYMENT_MINUTES`` after it
+    was placed is cancelled, so that it stops holding its prescription and the pharmacy's stock; the
+    patient's side is told and may order again. An order with a payment in flight or taken is left to
+    the pharmacy (it is not this task's to guess the acquirer's answer)."""
+    now = clock.now()
+    cutoff = now - dt.timedelta(minutes=settings.NETHOSPITAL_ORDER_PAYMENT_MINUTES)
+    due = Order.objects.filter(status=OrderStatus.AWAITING_PAYMENT, created_at__lte=cutoff).values_list("pk", flat=True)
+    expired = 0
+    for order_id in list(due[:500]):
+        with transaction.atomic():
+            order = lock_order(order_id)
+            in_flight = Payment.objects.filter(
+                order=order, status__in=[PaymentStatus.SUCCEEDED, PaymentStatus.PENDING]
+            ).exists()
+            if order.status != OrderStatus.AWAITING_PAYMENT or in_flight:
+                continue
+            DispenseScan.objects.filter(order=order, released_at__isnull=True).update(released_at=now)
+            order.status = OrderStatus.CANCELLED
+            order.cancelled_at = now
+            order.cancel_reason = "not paid in time"
+            order.save(update_fields=["status", "cancelled_at", "cancel_reason"])
+            audit.record(
+                None,
+                "pharmacy.order.expire",
+                order,
+                patient=order.patient_id,
+                hospital=order.pharmacy_id,
+                detail={"minutes": settings.NETHOSPITAL_ORDER_PAYMENT_MINUTES},
+            )
+            transaction.on_commit(
+                functools.partial(
+                    _tell_patient,
+                    order.pk,
+                    "pharmacy.order.expired",
+                    _("Order %(number)s was cancelled"),
+                    _("It was not paid in time. You can order the medicine again."),
+                )
+            )
+            expired += 1
+    return expired
 
 
 def cancel_order(user: User, order_id: int, reason: str = "") -> Order:

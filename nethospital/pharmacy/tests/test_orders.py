@@ -326,3 +326,46 @@ def test_nobody_cancels_after_dispensing_and_strangers_cannot_cancel(world):
         assert code_of(lambda: actions.cancel_order(world["pharmacist_a"], order.pk, "x")) == "order_not_cancellable"
         order.refresh_from_db()
         assert order.status == OrderStatus.DISPENSED
+
+
+# --- unpaid orders expire -------------------------------------------------------------------------------------
+def test_an_order_not_paid_in_time_is_cancelled_and_frees_prescription_and_stock(
+    world, settings, django_capture_on_commit_callbacks
+):
+    from nethospital.core.models import Notification
+    from nethospital.pharmacy import tasks
+
+    settings.NETHOSPITAL_ORDER_PAYMENT_MINUTES = 30
+    pharmacy, pack = world["pharmacy_a"].pk, world["amlodipine"].pk
+    with clock.frozen(NOON):
+        before = stock.available(pharmacy, pack)
+        order = order_rx(world).order
+        assert stock.available(pharmacy, pack) == before - 1
+    with clock.frozen(NOON + dt.timedelta(minutes=29)):
+        assert actions.expire_unpaid_orders() == 0
+    order.refresh_from_db()
+    assert order.status == OrderStatus.AWAITING_PAYMENT
+    with clock.frozen(NOON + dt.timedelta(minutes=30)):
+        with django_capture_on_commit_callbacks(execute=True):
+            assert tasks.run_sweep() == {"unpaid_orders_expired": 1}
+        assert actions.expire_unpaid_orders() == 0  # once
+        order.refresh_from_db()
+        assert (order.status, order.cancel_reason) == (OrderStatus.CANCELLED, "not paid in time")
+        assert order.cancelled_by is None
+        assert AuditEntry.objects.filter(action="pharmacy.order.expire", object_id=str(order.pk)).count() == 1
+        assert Notification.objects.filter(user=world["patient_user"], kind="pharmacy.order.expired").count() == 1
+        assert stock.available(pharmacy, pack) == before
+        again = order_rx(world, key="order-again-0001").order  # the prescription is free again
+        assert again.status == OrderStatus.AWAITING_PAYMENT
+
+
+def test_a_paid_order_never_expires(world, settings):
+    # (Cash at the station is never waiting for an online payment: it goes to the pharmacist at once.)
+    settings.NETHOSPITAL_ORDER_PAYMENT_MINUTES = 30
+    with clock.frozen(NOON):
+        order = order_rx(world).order
+        pay(world, order)
+    with clock.frozen(NOON + dt.timedelta(days=2)):
+        assert actions.expire_unpaid_orders() == 0
+    order.refresh_from_db()
+    assert order.status == OrderStatus.AWAITING_DISPENSING

@@ -31,7 +31,7 @@ def sweeps() -> Iterator[tuple[str, Callable[[], dict[str, Any]]]]:
 class Command(BaseCommand):
     help = (
         "Run the time-driven work once: slot generation, waitlist expiry, reminders, no-shows, "
-        "lapsed ask-a-doctor requests (cron)."
+        "lapsed ask-a-doctor requests, unpaid pharmacy orders (cron)."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
