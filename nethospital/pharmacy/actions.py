@@ -580,6 +580,16 @@ def _refund_payments(user: User, order: Order, reason: str) -> list[Refund]:
     return refunds
 
 
+def _mark_cancelled(order: Order, *, by: User | None, reason: str, now: dt.datetime) -> None:
+    """The locked order is cancelled: boxes scanned for it go back to the shelf."""
+    DispenseScan.objects.filter(order=order, released_at__isnull=True).update(released_at=now)
+    order.status = OrderStatus.CANCELLED
+    order.cancelled_at = now
+    order.cancelled_by = by
+    order.cancel_reason = reason
+    order.save(update_fields=["status", "cancelled_at", "cancelled_by", "cancel_reason"])
+
+
 def expire_unpaid_orders() -> int:
     """Task: an order still waiting for its online payment ``NETHOSPITAL_ORDER_PAYMENT_MINUTES`` after it
     was placed is cancelled, so that it stops holding its prescription and the pharmacy's stock; the
@@ -597,11 +607,7 @@ def expire_unpaid_orders() -> int:
             ).exists()
             if order.status != OrderStatus.AWAITING_PAYMENT or in_flight:
                 continue
-            DispenseScan.objects.filter(order=order, released_at__isnull=True).update(released_at=now)
-            order.status = OrderStatus.CANCELLED
-            order.cancelled_at = now
-            order.cancel_reason = "not paid in time"
-            order.save(update_fields=["status", "cancelled_at", "cancel_reason"])
+            _mark_cancelled(order, by=None, reason="not paid in time", now=now)
             audit.record(
                 None,
                 "pharmacy.order.expire",
@@ -641,13 +647,8 @@ def cancel_order(user: User, order_id: int, reason: str = "") -> Order:
                 raise NotFound(errors.ORDER_NOT_FOUND)
         ensure(order.status in CANCELLABLE_STATUSES, errors.NOT_CANCELLABLE)
         now = clock.now()
-        DispenseScan.objects.filter(order=order, released_at__isnull=True).update(released_at=now)
         refunds = _refund_payments(user, order, reason or "cancelled by the patient")
-        order.status = OrderStatus.CANCELLED
-        order.cancelled_at = now
-        order.cancelled_by = user
-        order.cancel_reason = reason
-        order.save(update_fields=["status", "cancelled_at", "cancelled_by", "cancel_reason"])
+        _mark_cancelled(order, by=user, reason=reason, now=now)
         audit.record(
             user,
             "pharmacy.order.cancel",
