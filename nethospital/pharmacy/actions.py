@@ -65,7 +65,7 @@ MAX_LINES = 20
 
 
 def _max_codes() -> int:
-    return int(getattr(settings, "NETHOSPITAL_RECEIVE_MAX_CODES", 500))
+    return int(settings.NETHOSPITAL_RECEIVE_MAX_CODES)
 
 
 # --- locks and small helpers ----------------------------------------------------------------------

@@ -20,7 +20,7 @@ CODE_DIGITS = 6
 
 
 def max_attempts() -> int:
-    return int(getattr(settings, "NETHOSPITAL_DELIVERY_CODE_ATTEMPTS", 5))
+    return int(settings.NETHOSPITAL_DELIVERY_CODE_ATTEMPTS)
 
 
 def _key() -> bytes:

@@ -112,13 +112,13 @@ class CashAtStationProvider:
         return RefundResult(True, _digest("cash_re_", reference))
 
 
-_DEFAULTS = {
+_DEFAULTS: dict[str, str] = {
     PaymentMethod.SANDBOX: "nethospital.pharmacy.payments.SandboxProvider",
     PaymentMethod.CASH_AT_STATION: "nethospital.pharmacy.payments.CashAtStationProvider",
 }
 
 
 def provider_for(method: str) -> PaymentProvider:
-    paths = {**_DEFAULTS, **getattr(settings, "NETHOSPITAL_PAYMENT_PROVIDERS", {})}
+    paths: dict[str, str] = {**_DEFAULTS, **settings.NETHOSPITAL_PAYMENT_PROVIDERS}
     provider_class = import_string(paths[method])
     return provider_class()  # type: ignore[no-any-return]

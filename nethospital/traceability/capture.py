@@ -52,12 +52,12 @@ QUERY_ROLES = CAPTURE_ROLES | {Role.REGULATOR}
 
 def capture_limit() -> int:
     """Most events in one capture request (``GS1-EPCIS-Capture-Limit``)."""
-    return int(getattr(settings, "NETHOSPITAL_EPCIS_CAPTURE_LIMIT", 5000))
+    return int(settings.NETHOSPITAL_EPCIS_CAPTURE_LIMIT)
 
 
 def file_size_limit() -> int:
     """Most bytes in one capture request (``GS1-EPCIS-Capture-File-Size-Limit``)."""
-    return int(getattr(settings, "NETHOSPITAL_EPCIS_CAPTURE_FILE_SIZE_LIMIT", 10 * 1024 * 1024))
+    return int(settings.NETHOSPITAL_EPCIS_CAPTURE_FILE_SIZE_LIMIT)
 
 
 # --- Who ----------------------------------------------------------------------------------------

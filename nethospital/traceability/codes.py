@@ -131,7 +131,7 @@ def has_valid_check_digit(number: str) -> bool:
 
 
 def _configured_prefixes() -> tuple[str, ...]:
-    return tuple(getattr(settings, "NETHOSPITAL_GS1_COMPANY_PREFIXES", ()) or ())
+    return tuple(settings.NETHOSPITAL_GS1_COMPANY_PREFIXES or ())
 
 
 def gcp_length(key_digits: str, *, given: int | None = None) -> int:

@@ -60,7 +60,7 @@ def normalize_gtin(text: str) -> str | None:
 
 
 def _resolver() -> Callable[[Sequence[str]], Mapping[str, Patient]] | None:
-    path = getattr(settings, "NETHOSPITAL_TRACE_RECIPIENTS", DEFAULT_RECIPIENTS)
+    path = settings.NETHOSPITAL_TRACE_RECIPIENTS or DEFAULT_RECIPIENTS
     try:
         return import_string(path)  # type: ignore[no-any-return]
     except ImportError:

@@ -244,7 +244,7 @@ def lgtin_parts(identifier: str) -> tuple[str, str] | None:
 
 
 def location_base() -> str:
-    return str(getattr(settings, "NETHOSPITAL_LOCATION_URI_BASE", "https://nethospital.example/loc/"))
+    return str(settings.NETHOSPITAL_LOCATION_URI_BASE)
 
 
 def location_uri_for(organization: Organization | int) -> str:
@@ -354,7 +354,7 @@ def _in_list(column: F, values: list[str]) -> Q | _EqualsAny:
 
 
 def _minimum_travel() -> dt.timedelta:
-    return dt.timedelta(minutes=float(getattr(settings, "NETHOSPITAL_TRACE_MIN_TRAVEL_MINUTES", 10)))
+    return dt.timedelta(minutes=float(settings.NETHOSPITAL_TRACE_MIN_TRAVEL_MINUTES))
 
 
 def _ilmd_value(ilmd: Any, name: str) -> str:

@@ -76,7 +76,7 @@ def verify(request: HttpRequest, code: str = "") -> HttpResponse:
     retry_after = ratelimit.hit(
         "verify-address",
         client_address(request) or "unknown",
-        limit=int(getattr(settings, "NETHOSPITAL_VERIFY_RATE_PER_ADDRESS", 60)),
+        limit=int(settings.NETHOSPITAL_VERIFY_RATE_PER_ADDRESS),
         window_seconds=60,
     )
     if retry_after is not None:
