@@ -437,7 +437,7 @@ def cancel(request: HttpRequest, prescription_id: int, payload: ReasonIn) -> Pre
 @router.get("/prescriptions/{int:prescription_id}", response=PrescriptionOut, auth=django_auth)
 def detail(request: HttpRequest, prescription_id: int) -> PrescriptionOut:
     """The prescription (audited): the patient's side, its doctor, or a pharmacist of its hospital."""
-    prescription = presentation.open_prescription(authenticated_user(request), prescription_id)
+    prescription = access.access_prescription(authenticated_user(request), prescription_id)
     return prescription_out(request, prescription)
 
 

@@ -21,7 +21,7 @@ from nethospital.accounts.choices import Role
 from nethospital.accounts.models import User
 from nethospital.consultations.models import ICD10Code
 from nethospital.core.errors import MFA_REQUIRED, PERMISSION_DENIED, DomainError
-from nethospital.prescriptions import access, actions, errors, rules, signing
+from nethospital.prescriptions import actions, rules, signing
 from nethospital.prescriptions.choices import PrescriptionStatus, RejectReason, ReviewDecision
 from nethospital.prescriptions.models import Drug, PharmacistReview, Prescription, PrescriptionItem, RuleOverride
 
@@ -67,15 +67,6 @@ def search_drugs(text: str, limit: int = 20) -> list[Drug]:
         )
         .order_by("generic_name_zh", "strength_value", "code")[:limit]
     )
-
-
-def open_prescription(user: User, prescription_id: int, action: str = "view") -> Prescription:
-    """``access.access_prescription`` (checked, audited), and the patient's side never sees a draft:
-    it is not a prescription until the doctor signs it."""
-    prescription = access.access_prescription(user, prescription_id, action)
-    if getattr(prescription, "viewer_role", None) == "patient" and prescription.status == PrescriptionStatus.DRAFT:
-        raise DomainError(errors.PRESCRIPTION_NOT_FOUND)
-    return prescription
 
 
 def ensure_pharmacist(user: User) -> None:

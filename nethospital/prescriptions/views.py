@@ -62,7 +62,7 @@ def _one_line(form: Any) -> str:
 
 
 def _open(request: HttpRequest, prescription_id: int, action: str = "view") -> Prescription:
-    return presentation.open_prescription(_user(request), prescription_id, action)
+    return access.access_prescription(_user(request), prescription_id, action)
 
 
 def _allergies(prescription: Prescription) -> list[Allergy]:
