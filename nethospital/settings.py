@@ -270,7 +270,20 @@ if IS_PRODUCTION:
 # Behind a reverse proxy the client address comes from X-Forwarded-For; only trust it when told.
 TRUST_X_FORWARDED_FOR = env_bool("NETHOSPITAL_TRUST_X_FORWARDED_FOR", False)
 
-EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# E-mail: printed to the console unless an SMTP host is given (then SMTP unless EMAIL_BACKEND says otherwise).
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_BACKEND = os.environ.get(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)  # STARTTLS, usually port 587
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)  # implicit TLS, usually port 465
+EMAIL_TIMEOUT = float(os.environ.get("EMAIL_TIMEOUT", "10"))
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are both on: choose one (STARTTLS or implicit TLS).")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Net Hospital <no-reply@nethospital.local>")
 
 # --- Domain policy ------------------------------------------------------------------------------
@@ -309,6 +322,8 @@ def check_production_settings() -> list[str]:
         problems.append("session and CSRF cookies are not marked Secure (NETHOSPITAL_SECURE_COOKIES)")
     if not ALLOWED_HOSTS:
         problems.append("ALLOWED_HOSTS is empty")
+    if EMAIL_HOST and EMAIL_HOST_PASSWORD and not (EMAIL_USE_TLS or EMAIL_USE_SSL):
+        problems.append("SMTP credentials would be sent unencrypted (set EMAIL_USE_TLS or EMAIL_USE_SSL)")
     return problems
 
 
