@@ -30,6 +30,7 @@ from nethospital.accounts.models import Patient, RoleGrant, User
 from nethospital.core import audit, clock
 from nethospital.core.choices import AuditOutcome
 from nethospital.core.errors import INVALID_INPUT, DomainError, NotFound, PermissionDenied, ensure
+from nethospital.core.idempotency import IDEMPOTENCY_KEY_REUSED, clean_key
 from nethospital.core.notify import notify
 from nethospital.directory.choices import OrganizationKind
 from nethospital.directory.models import Organization
@@ -91,12 +92,6 @@ def lock_stock(pharmacy_id: int) -> Organization:
     if pharmacy is None:
         raise NotFound(errors.PHARMACY_NOT_FOUND)
     return pharmacy
-
-
-def clean_idempotency_key(key: str | None) -> str:
-    key = (key or "").strip()
-    ensure(8 <= len(key) <= 64 and key.isprintable(), errors.IDEMPOTENCY_KEY_INVALID, field="idempotency_key")
-    return key
 
 
 def _new_number() -> str:
@@ -285,7 +280,7 @@ def _replay(user: User, key: str, *, pharmacy_id: int, prescription_id: int | No
     if first is None:
         return None
     same = first.pharmacy_id == pharmacy_id and first.prescription_id == prescription_id
-    ensure(same, errors.IDEMPOTENCY_KEY_REUSED, field="idempotency_key")
+    ensure(same, IDEMPOTENCY_KEY_REUSED, field="idempotency_key")
     return Placed(first, created=False)
 
 
@@ -337,7 +332,7 @@ def create_order(
 ) -> Placed:
     """Order the medicine of an approved prescription (and/or non-prescription items) at a pharmacy,
     in the patient's real name (R18), with the R16 notice confirmed; once per idempotency key."""
-    key = clean_idempotency_key(idempotency_key)
+    key = clean_key(idempotency_key)
     ensure(user.is_authenticated, errors.NOT_BUYER)
     replay = _replay(user, key, pharmacy_id=pharmacy_id, prescription_id=prescription_id)
     if replay is not None:
@@ -497,7 +492,7 @@ def pay_order(user: User, order_id: int, *, idempotency_key: str | None, token: 
     """Pay an order online through the provider (the sandbox by default). The same idempotency key
     gives the same payment; a declined payment is recorded and refused, and may be retried with a
     new key."""
-    key = clean_idempotency_key(idempotency_key)
+    key = clean_key(idempotency_key)
     with transaction.atomic():
         order = lock_order(order_id)
         if not _may_act_as_buyer(user, order):

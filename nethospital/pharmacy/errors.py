@@ -52,12 +52,6 @@ STATION_REQUIRED = ErrorCode("station_required", _("Choose the service station w
 CASH_ONLY_AT_STATION = ErrorCode(
     "cash_only_at_station", _("Cash is paid at a service station: choose pickup at a station, or pay online.")
 )
-IDEMPOTENCY_KEY_INVALID = ErrorCode(
-    "idempotency_key_invalid", _("Send an Idempotency-Key of 8 to 64 printable characters.")
-)
-IDEMPOTENCY_KEY_REUSED = ErrorCode(
-    "idempotency_key_reused", _("This Idempotency-Key was already used for a different request."), 409
-)
 
 # --- paying and cancelling ---------------------------------------------------------------------
 NOT_AWAITING_PAYMENT = ErrorCode("order_not_awaiting_payment", _("This order is not waiting for payment."), 409)

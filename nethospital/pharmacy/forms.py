@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from django import forms
@@ -13,11 +12,6 @@ from nethospital.pharmacy.actions import MAX_OTC_QUANTITY
 from nethospital.pharmacy.choices import Fulfilment, PaymentMethod
 from nethospital.pharmacy.models import Offer
 from nethospital.pharmacy.payments import SANDBOX_SUCCESS
-
-
-def new_idempotency_key() -> str:
-    """A fresh key for each rendered form: posting the same form twice acts once."""
-    return uuid.uuid4().hex
 
 
 class OrderForm(forms.Form):

@@ -20,6 +20,7 @@ from nethospital.accounts.choices import Role
 from nethospital.accounts.models import User
 from nethospital.core import clock
 from nethospital.core.errors import LOGIN_REQUIRED, MFA_REQUIRED, PERMISSION_DENIED, DomainError
+from nethospital.core.idempotency import new_key
 from nethospital.directory.choices import OrganizationKind
 from nethospital.directory.models import Organization
 from nethospital.pharmacy import access, actions, delivery, stock
@@ -33,7 +34,6 @@ from nethospital.pharmacy.forms import (
     PickupForm,
     PriceForm,
     ScanForm,
-    new_idempotency_key,
 )
 from nethospital.pharmacy.models import DispensedPack, DispenseScan, Order, StockReceipt
 from nethospital.prescriptions import access as prescription_access
@@ -159,7 +159,7 @@ def new_order(request: HttpRequest, prescription_id: int) -> HttpResponse:
         stations=_stations(),
         otc_offers=otc,
         initial={
-            "idempotency_key": new_idempotency_key(),
+            "idempotency_key": new_key(),
             "recipient_name": prescription.patient.legal_name,
             "recipient_phone": patient_phone,
         },
@@ -216,7 +216,7 @@ def _order_context(request: HttpRequest, order: Order, **extra: Any) -> dict[str
         "cancellable": order.status in CANCELLABLE_STATUSES,
         "delivery_code": delivery.code_for(order) if show_code else "",
         "code_locked": delivery.is_locked(order),
-        "pay_form": PayForm(initial={"idempotency_key": new_idempotency_key()}),
+        "pay_form": PayForm(initial={"idempotency_key": new_key()}),
         "cancel_form": CancelForm(),
         "codes_form": CodesForm(),
         "deliver_form": DeliverForm(),

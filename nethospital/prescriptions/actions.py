@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
 
@@ -26,6 +26,7 @@ from nethospital.consultations.choices import ConsultationStatus
 from nethospital.consultations.models import Consultation
 from nethospital.core import audit, clock
 from nethospital.core.errors import INVALID_INPUT, MFA_REQUIRED, DomainError, ensure
+from nethospital.core.idempotency import IDEMPOTENCY_KEY_REUSED, clean_key
 from nethospital.core.notify import notify
 from nethospital.directory.rules import ensure_can_practise
 from nethospital.prescriptions import access, errors, rules, signing
@@ -103,7 +104,19 @@ def _clean_weight(weight: Decimal | str | float | None) -> Decimal | None:
     return value.quantize(Decimal("0.1"))
 
 
-def create_prescription(
+def create_prescription(user: User, consultation_id: int, **fields: Any) -> Prescription:
+    """A new draft from a follow-up consultation with a signed diagnosis, by its own doctor
+    (the fields of ``create_prescription_once``)."""
+    return create_prescription_once(user, consultation_id, **fields).prescription
+
+
+@dataclass(frozen=True)
+class NewDraft:
+    prescription: Prescription
+    created: bool  # False: a retry, answered with the draft its key made before
+
+
+def create_prescription_once(
     user: User,
     consultation_id: int,
     *,
@@ -112,9 +125,13 @@ def create_prescription(
     valid_days: int = 1,
     patient_weight_kg: Decimal | str | float | None = None,
     notes: str = "",
-) -> Prescription:
-    """A new draft from a follow-up consultation with a signed diagnosis, by its own doctor."""
+    idempotency_key: str | None = None,
+) -> NewDraft:
+    """A new draft, and whether this call made it. With an ``idempotency_key`` a retry returns the draft
+    the first request made: the key is checked under the consultation's row lock, so twin requests
+    with one key make one draft; a key already used for another consultation is refused."""
     practitioner = consultation_access.acting_doctor(user)
+    key = clean_key(idempotency_key) if idempotency_key is not None else ""
     ensure(supply_kind in SupplyKind.values, INVALID_INPUT, field="supply_kind")
     valid_days = _clean_valid_days(valid_days)
     weight = _clean_weight(patient_weight_kg)
@@ -126,6 +143,11 @@ def create_prescription(
         ensure(consultation is not None, errors.NOT_TREATING_DOCTOR)
         assert consultation is not None
         ensure(consultation.practitioner_id == practitioner.pk, errors.NOT_TREATING_DOCTOR)
+        if key:
+            first = Prescription.objects.filter(created_by=user, idempotency_key=key).first()
+            if first is not None:
+                ensure(first.consultation_id == consultation.pk, IDEMPOTENCY_KEY_REUSED, field="idempotency_key")
+                return NewDraft(first, created=False)
         ensure(consultation.may_diagnose, errors.ADVICE_ONLY)  # R1
         ensure(
             consultation.status in (ConsultationStatus.ACTIVE, ConsultationStatus.COMPLETED),
@@ -134,7 +156,7 @@ def create_prescription(
         record = consultation.records.filter(is_current=True).first()
         codes = [d.code for d in record.diagnoses.all()] if record else []
         ensure(codes, errors.NO_DIAGNOSIS)
-        prescription = Prescription.objects.create(
+        prescription = Prescription(
             consultation=consultation,
             patient_id=consultation.patient_id,
             hospital_id=consultation.hospital_id,
@@ -148,7 +170,16 @@ def create_prescription(
             notes=(notes or "").strip(),
             created_at=clock.now(),
             created_by=user,
+            idempotency_key=key,
         )
+        try:
+            with transaction.atomic():
+                prescription.save(force_insert=True)
+        except IntegrityError:
+            # The same key at once for another consultation (whose lock this request does not share).
+            if key and Prescription.objects.filter(created_by=user, idempotency_key=key).exists():
+                raise DomainError(IDEMPOTENCY_KEY_REUSED, field="idempotency_key") from None
+            raise
         audit.record(
             user,
             "prescription.create",
@@ -156,7 +187,7 @@ def create_prescription(
             patient=consultation.patient_id,
             hospital=prescription.hospital_id,
         )
-    return prescription
+    return NewDraft(prescription, created=True)
 
 
 def _resolve_drug(code: str, field: str = "drug") -> Drug:

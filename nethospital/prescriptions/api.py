@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Field, Query, Router, Schema, Status
+from ninja import Field, Header, Query, Router, Schema, Status
 from ninja.security import django_auth
 
 from nethospital.accounts.access import authenticated_user
@@ -361,12 +361,17 @@ def search_drugs(request: HttpRequest, filters: Query[DrugSearchIn]) -> list[Dru
 
 
 # --- the doctor ---------------------------------------------------------------------------------
-@router.post("/prescriptions", response={201: PrescriptionOut}, auth=django_auth, tags=["doctor"])
-def create(request: HttpRequest, payload: CreateIn) -> Status:
-    """A draft from a follow-up consultation with a signed diagnosis (R1), by its own doctor (R8)."""
+@router.post("/prescriptions", response={200: PrescriptionOut, 201: PrescriptionOut}, auth=django_auth, tags=["doctor"])
+def create(
+    request: HttpRequest, payload: CreateIn, idempotency_key: str | None = Header(None, alias="Idempotency-Key")
+) -> Status:
+    """A draft from a follow-up consultation with a signed diagnosis (R1), by its own doctor (R8). With an
+    Idempotency-Key, a retry returns the draft the first request made (200) instead of a second one."""
     data = payload.dict()
-    prescription = actions.create_prescription(authenticated_user(request), data.pop("consultation_id"), **data)
-    return Status(201, prescription_out(request, _reload(prescription.pk)))
+    result = actions.create_prescription_once(
+        authenticated_user(request), data.pop("consultation_id"), idempotency_key=idempotency_key, **data
+    )
+    return Status(201 if result.created else 200, prescription_out(request, _reload(result.prescription.pk)))
 
 
 @router.get("/prescriptions/mine", response=list[SummaryOut], auth=django_auth, summary="The patient's side")

@@ -43,6 +43,12 @@ class DraftForm(forms.Form):
     notes = forms.CharField(label=_("Notes"), required=False, max_length=500, widget=forms.Textarea(attrs={"rows": 2}))
 
 
+class NewDraftForm(DraftForm):
+    """The head of a new draft, with the key that makes posting the same form twice start one draft."""
+
+    idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=64)
+
+
 class ItemRowForm(forms.Form):
     """One row of the item list. A row whose drug is empty is an empty row and is left out."""
 

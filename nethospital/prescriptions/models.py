@@ -183,6 +183,8 @@ class Prescription(models.Model):
     notes = models.CharField(_("notes"), max_length=500, blank=True)
     created_at = models.DateTimeField()
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # The client's name for the request that created this draft: a retry returns this draft.
+    idempotency_key = models.CharField(max_length=64, blank=True, editable=False)
     # Signature (R10).
     signed_at = models.DateTimeField(null=True, blank=True)
     valid_until = models.DateTimeField(null=True, blank=True)
@@ -201,7 +203,14 @@ class Prescription(models.Model):
             models.Index(fields=["status", "signed_at"], name="rx_review_queue"),
             models.Index(fields=["patient", "created_at"], name="rx_patient"),
         ]
-        constraints = [models.UniqueConstraint(fields=["number", "version"], name="rx_number_version")]
+        constraints = [
+            models.UniqueConstraint(fields=["number", "version"], name="rx_number_version"),
+            models.UniqueConstraint(
+                fields=["created_by", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="rx_idempotency",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.number} v{self.version}"

@@ -30,6 +30,7 @@ from nethospital.accounts.views import render_domain_error
 from nethospital.consultations import access as consultation_access
 from nethospital.core import ratelimit
 from nethospital.core.errors import RATE_LIMITED, DomainError
+from nethospital.core.idempotency import new_key
 from nethospital.core.middleware import client_address
 from nethospital.directory.models import Organization
 from nethospital.prescriptions import access, actions, errors, pdf, presentation, rules
@@ -37,6 +38,7 @@ from nethospital.prescriptions.choices import PrescriptionStatus, ReviewDecision
 from nethospital.prescriptions.forms import (
     DraftForm,
     ItemRowForm,
+    NewDraftForm,
     OverrideForm,
     ReasonForm,
     ReviewForm,
@@ -85,7 +87,8 @@ def _show_errors(form: Any, exc: DomainError) -> None:
     field_errors = exc.field_errors()
     for name, texts in field_errors.items():
         for text in texts:
-            form.add_error(name if name in form.fields else None, text)
+            visible = name in form.fields and not form.fields[name].widget.is_hidden
+            form.add_error(name if visible else None, text)
     if not field_errors:
         form.add_error(None, exc.message)
 
@@ -213,7 +216,7 @@ def new(request: HttpRequest, consultation_id: int) -> HttpResponse:
         return render_domain_error(request, exc)
     status = 200
     if request.method == "POST":
-        form = DraftForm(request.POST, prefix="draft")
+        form = NewDraftForm(request.POST, prefix="draft")
         status = INVALID_FORM_STATUS
         if form.is_valid():
             try:
@@ -227,7 +230,9 @@ def new(request: HttpRequest, consultation_id: int) -> HttpResponse:
                 messages.success(request, _("Draft prescription %(number)s started.") % {"number": prescription.number})
                 return redirect("prescriptions:edit", prescription_id=prescription.pk)
     else:
-        form = DraftForm(initial={"supply_kind": "normal", "valid_days": 1}, prefix="draft")
+        form = NewDraftForm(
+            initial={"supply_kind": "normal", "valid_days": 1, "idempotency_key": new_key()}, prefix="draft"
+        )
     record = consultation.records.filter(is_current=True).first()
     codes = [d.code for d in record.diagnoses.all()] if record else []
     context = {

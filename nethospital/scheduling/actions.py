@@ -21,6 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from nethospital.accounts.models import Patient, User
 from nethospital.core import audit, clock
 from nethospital.core.errors import NOT_FOUND, PERMISSION_DENIED, DomainError, ensure
+from nethospital.core.idempotency import clean_key
 from nethospital.core.models import Notification
 from nethospital.core.notify import notify
 from nethospital.directory.access import may_administer
@@ -75,12 +76,6 @@ def give_back_place(slot_id: int) -> None:
 
 
 # --- booking --------------------------------------------------------------------------------------
-def clean_idempotency_key(key: str | None) -> str:
-    key = (key or "").strip()
-    ensure(8 <= len(key) <= 64 and key.isprintable(), errors.IDEMPOTENCY_KEY_INVALID, field="idempotency_key")
-    return key
-
-
 def _replay(user: User, key: str, *, slot_id: int | None, patient_id: int) -> Booking | None:
     first = Appointment.objects.filter(booked_by=user, idempotency_key=key).select_related("slot").first()
     if first is None:
@@ -133,7 +128,7 @@ def _create_appointment(user: User, patient: Patient, slot: Slot, key: str, **ex
 
 def book_appointment(user: User, slot_id: int, *, patient_id: int, idempotency_key: str | None) -> Booking:
     """Book a place in a slot for the user or a family member (R30), once per idempotency key."""
-    key = clean_idempotency_key(idempotency_key)
+    key = clean_key(idempotency_key, invalid=errors.IDEMPOTENCY_KEY_INVALID)
     replay = _replay(user, key, slot_id=slot_id, patient_id=patient_id)
     if replay is not None:
         return replay
@@ -221,7 +216,7 @@ def reschedule_appointment(
 ) -> Booking:
     """Cancel and book in one transaction: either both happen or neither (same doctor only). A
     retry with the same idempotency key returns the first move and cancels nothing again."""
-    key = clean_idempotency_key(idempotency_key)
+    key = clean_key(idempotency_key, invalid=errors.IDEMPOTENCY_KEY_INVALID)
     found = access.access_appointment(user, appointment_id, action="cancel")
     replay = _replay_reschedule(user, key, appointment_id, new_slot_id, found.patient_id)
     if replay is not None:
@@ -276,7 +271,7 @@ def join_waitlist(user: User, practitioner_id: int, day: dt.date, *, patient_id:
 
 
 def accept_waitlist_offer(user: User, entry_id: int, *, idempotency_key: str | None) -> Booking:
-    key = clean_idempotency_key(idempotency_key)
+    key = clean_key(idempotency_key, invalid=errors.IDEMPOTENCY_KEY_INVALID)
     entry = WaitlistEntry.objects.filter(pk=entry_id).first()
     ensure(entry is not None, errors.OFFER_NOT_FOUND)
     assert entry is not None

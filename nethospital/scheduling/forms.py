@@ -4,7 +4,6 @@ field (``accounts.forms.show_domain_error``)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from decimal import Decimal
 
@@ -33,11 +32,6 @@ ORDER_CHOICES = [
     ("next_free", _("next free slot")),
     ("title", _("title")),
 ]
-
-
-def new_idempotency_key() -> str:
-    """A fresh key for each rendered booking form: posting the same form twice books once."""
-    return uuid.uuid4().hex
 
 
 def patient_choices(patients: Iterable[Patient], own_account_id: int | None) -> list[tuple[int, str]]:

@@ -28,6 +28,7 @@ from nethospital.accounts.choices import Role
 from nethospital.accounts.models import User
 from nethospital.core import clock
 from nethospital.core.errors import LOGIN_REQUIRED, MFA_REQUIRED, NOT_FOUND, PERMISSION_DENIED, DomainError
+from nethospital.core.idempotency import new_key
 from nethospital.core.models import Notification
 from nethospital.directory.access import may_administer
 from nethospital.directory.choices import OrganizationKind
@@ -47,7 +48,6 @@ from nethospital.scheduling.forms import (
     SearchForm,
     SessionForm,
     WaitlistForm,
-    new_idempotency_key,
     patient_choices,
 )
 from nethospital.scheduling.models import Closure, ScheduleSession, Slot, WaitlistEntry
@@ -234,7 +234,7 @@ def confirm_booking(request: HttpRequest, slot_id: int) -> HttpResponse:
     patients = patient_choices(patients_acted_for(user), user.pk)
     if request.method == "GET":
         form = BookingForm(
-            initial={"idempotency_key": new_idempotency_key(), "patient": patients[0][0] if patients else None},
+            initial={"idempotency_key": new_key(), "patient": patients[0][0] if patients else None},
             patients=patients,
         )
         status = 200
@@ -312,7 +312,7 @@ def _appointments_context(user: User, error: str = "") -> dict[str, Any]:
         "open_waitlist": [e for e in waitlist if e.status in (WaitlistStatus.WAITING, WaitlistStatus.OFFERED)],
         "bars": bars,
         "error": error,
-        "new_key": new_idempotency_key(),
+        "new_key": new_key(),
         "has_patients": bool(patients),
     }
 
@@ -370,7 +370,7 @@ def reschedule(request: HttpRequest, appointment_id: int) -> HttpResponse:
     choices = list(labels.items())
     status = 200
     if request.method == "GET":
-        form = RescheduleForm(initial={"idempotency_key": new_idempotency_key()}, slots=choices)
+        form = RescheduleForm(initial={"idempotency_key": new_key()}, slots=choices)
     else:
         form = RescheduleForm(request.POST, slots=choices)
         status = INVALID_FORM_STATUS

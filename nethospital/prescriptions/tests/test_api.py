@@ -163,6 +163,41 @@ def test_a_consultation_not_ones_own_is_refused(clinic, login_as, noon, city_hos
 
 
 # --- each rule with its reason, through the API --------------------------------------------------
+def test_a_retried_create_with_its_idempotency_key_returns_the_same_draft(doctor_api, clinic):
+    path = "/api/prescriptions"
+    body = json.dumps({"consultation_id": clinic["consultation"].pk, "notes": "first"})
+    post = doctor_api.client.post
+    first = post(path, data=body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="rx-draft-0001")
+    assert first.status_code == 201, first.json()
+    again = post(path, data=body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="rx-draft-0001")
+    assert (again.status_code, again.json()["id"]) == (200, first.json()["id"])
+    assert Prescription.objects.filter(created_by=clinic["doctor"].user).count() == 1
+    assert AuditEntry.objects.filter(action="prescription.create").count() == 1
+    # Another key is another draft; no key at all is a new draft each time, as before.
+    other = post(path, data=body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="rx-draft-0002")
+    assert other.status_code == 201 and other.json()["id"] != first.json()["id"]
+    assert Prescription.objects.filter(created_by=clinic["doctor"].user).count() == 2
+
+
+def test_an_idempotency_key_of_another_consultation_or_malformed_is_refused(doctor_api, clinic):
+    post = doctor_api.client.post
+    body = json.dumps({"consultation_id": clinic["consultation"].pk})
+    first = post("/api/prescriptions", data=body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="rx-key-0001")
+    assert first.status_code == 201
+    second = follow_up_consultation(clinic["doctor"], clinic["patient_user"], clinic["patient"], "I10")
+    reused = post(
+        "/api/prescriptions",
+        data=json.dumps({"consultation_id": second.pk}),
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY="rx-key-0001",
+    )
+    assert (reused.status_code, reused.json()["error"]["code"]) == (409, "idempotency_key_reused")
+    short = post("/api/prescriptions", data=body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="abc")
+    assert (short.status_code, short.json()["error"]["code"]) == (400, "idempotency_key_invalid")
+    assert "idempotency_key" in short.json()["error"]["fields"]
+    assert list(Prescription.objects.values_list("consultation_id", flat=True)) == [clinic["consultation"].pk]
+
+
 def test_controlled_drug_is_refused_and_cannot_be_overridden(doctor_api, clinic):
     rx_id, body = draft_with(doctor_api, clinic, [item("t-morphine-10", days=3)])
     found = findings(body)["controlled"]

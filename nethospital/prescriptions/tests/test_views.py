@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -67,10 +68,15 @@ def row_data(drug: str, *, dose: str = "1", frequency: str = "qd", days: str = "
     }
 
 
-def start(doctor: Client, clinic) -> int:  # type: ignore[no-untyped-def]
+def start(doctor: Client, clinic, key: str | None = None) -> int:  # type: ignore[no-untyped-def]
     response = doctor.post(
         f"/consultations/{clinic['consultation'].pk}/prescriptions/new/",
-        {"draft-supply_kind": "normal", "draft-valid_days": "1", "draft-notes": "饭后服用"},
+        {
+            "draft-supply_kind": "normal",
+            "draft-valid_days": "1",
+            "draft-notes": "饭后服用",
+            "draft-idempotency_key": key or uuid.uuid4().hex,
+        },
     )
     assert response.status_code == 302, html(response)
     return int(response["Location"].split("/")[2])
@@ -187,12 +193,24 @@ def test_without_htmx_the_forms_still_work(doctor, clinic):
     assert refused.status_code == 400 and "The dose must be more than zero." in html(refused)
 
 
+def test_the_same_form_posted_twice_starts_one_draft(doctor, clinic):
+    page = doctor.get(f"/consultations/{clinic['consultation'].pk}/prescriptions/new/")
+    key = re.search(r'name="draft-idempotency_key" value="([0-9a-f]{32})"', html(page))
+    assert key is not None, "the form carries a fresh key"
+    first = start(doctor, clinic, key.group(1))
+    assert start(doctor, clinic, key.group(1)) == first  # the double click lands on the same draft
+    assert Prescription.objects.count() == 1
+    assert start(doctor, clinic) != first  # a newly rendered form is a new draft
+    assert Prescription.objects.count() == 2
+
+
 def test_advice_only_and_other_doctors_and_no_mfa(doctor, clinic, login_as, city_hospital):
     advice = follow_up_consultation(clinic["doctor"], clinic["patient_user"], clinic["patient"], first_visit=True)
     page = doctor.get(f"/consultations/{advice.pk}/prescriptions/new/")
     assert page.status_code == 200 and 'id="advice-only"' in html(page)
     refused = doctor.post(
-        f"/consultations/{advice.pk}/prescriptions/new/", {"draft-supply_kind": "normal", "draft-valid_days": "1"}
+        f"/consultations/{advice.pk}/prescriptions/new/",
+        {"draft-supply_kind": "normal", "draft-valid_days": "1", "draft-idempotency_key": uuid.uuid4().hex},
     )
     assert refused.status_code == 409 and "(R1)" in html(refused)
     colleague = factories.doctor(city_hospital, legal_name="赵医生", admin=clinic["admin"])

@@ -1152,7 +1152,7 @@ PRESCRIPTION_PAGE_CASES = [
     (
         "post",
         "/consultations/{consultation}/prescriptions/new/",
-        RX_HEAD_FORM,
+        {**RX_HEAD_FORM, "draft-idempotency_key": "matrix-draft-0001"},
         pages_ok_for(default=404, patient=403, **RX_DOCTOR_STEP),
     ),
     ("get", "/prescriptions/{draft}/edit/", None, pages_ok_for(default=404, doctor=200, doctor_no_mfa=403)),
