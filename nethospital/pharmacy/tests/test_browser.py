@@ -7,6 +7,7 @@ dispensed-twice alert (R20)."""
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from nethospital.accounts.choices import Role
 from nethospital.accounts.tests.conftest import browser  # noqa: F401 - a pytest fixture
@@ -112,7 +113,9 @@ def test_receive_dispense_deliver_and_see_the_journey(browser, live_server, clin
     desk.fill("input[name=code]", typed(boxes[0]))
     desk.click("#scan-button")
     desk.wait_for_selector("#scan-accepted")
-    assert desk.locator("#complete-button").is_enabled()
+    # htmx keeps the old attributes (disabled) on a swapped element of the same id for its settle
+    # delay, so wait for the button to become enabled instead of reading it once.
+    expect(desk.locator("#complete-button")).to_be_enabled()
     with desk.expect_navigation():
         desk.click("#complete-button")
     order.refresh_from_db()

@@ -7,6 +7,7 @@ link, and the public verification page (no login) says the signature is valid.""
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from nethospital.accounts.tests.conftest import browser  # noqa: F401 - a pytest fixture
 from nethospital.consultations.icd10 import CODES
@@ -90,7 +91,7 @@ def test_doctor_prescribes_through_an_allergy_warning_pharmacist_approves_patien
     page.wait_for_selector('#rx-findings article.overridden[data-rule="allergy"]')
     page.wait_for_load_state("networkidle")
     assert "皮试阴性" in page.locator('#rx-findings article[data-rule="allergy"]').inner_text()
-    assert page.locator("#sign-button").is_enabled()
+    expect(page.locator("#sign-button")).to_be_enabled()  # after htmx's settle delay (old attributes kept)
     with page.expect_navigation():
         page.click("#sign-button")
     assert page.url == f"{live_server.url}/prescriptions/{prescription.pk}/"
