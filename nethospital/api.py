@@ -108,7 +108,6 @@ def _field_name(loc: Sequence[Any]) -> str:
     return ".".join(parts) or "__all__"
 
 
-
 @api.exception_handler(SuspiciousOperation)
 def _unreadable_request(request: HttpRequest, exc: SuspiciousOperation) -> HttpResponse:
     """A body over DATA_UPLOAD_MAX_MEMORY_SIZE, too many fields, a malformed multipart body: the

@@ -115,6 +115,15 @@ def may_buy_for(user: User, patient: Patient) -> bool:
     return FamilyLink.objects.filter(holder=user, patient=patient, is_guardian=True, ended_at__isnull=True).exists()
 
 
+def buyable_patients(user: User) -> list[Patient]:
+    """The patients ``user`` may buy medicine for (R18): themself, and those they are guardian of."""
+    if not user.is_authenticated:
+        return []
+    guarded = FamilyLink.objects.filter(holder=user, is_guardian=True, ended_at__isnull=True).values("patient_id")
+    own = Patient.objects.filter(account_id=user.pk)
+    return list((own | Patient.objects.filter(pk__in=guarded)).distinct().order_by("pk"))
+
+
 def viewer_role(user: User, order: Order) -> str | None:
     if not user.is_authenticated:
         return None

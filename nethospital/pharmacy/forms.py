@@ -49,10 +49,12 @@ class OrderForm(forms.Form):
             self.fields[f"otc_{offer.drug_pack_id}"] = forms.IntegerField(
                 label=f"{offer.drug_pack.drug} · ¥{offer.price}",
                 min_value=0,
-                max_value=min(MAX_OTC_QUANTITY, available),
+                # The stock is checked by the action (a retry of a placed order must not fail here
+                # because its own boxes are now reserved); the page only hints at what is left.
+                max_value=MAX_OTC_QUANTITY,
                 initial=0,
                 required=False,
-                widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
+                widget=forms.NumberInput(attrs={"inputmode": "numeric", "max": min(MAX_OTC_QUANTITY, available)}),
             )
 
     def otc_fields(self) -> list[Any]:
@@ -67,6 +69,21 @@ class OrderForm(forms.Form):
             for offer, _available in self.otc_offers
             if self.cleaned_data.get(f"otc_{offer.drug_pack_id}")
         }
+
+
+class OtcOrderForm(OrderForm):
+    """An order of non-prescription drugs only, for the buyer or someone they are guardian of (R18).
+    No prescription, so no R16 notice; at least one quantity is required (the action says so)."""
+
+    patient = forms.TypedChoiceField(label=_("For whom"), coerce=int)
+
+    def __init__(self, *args: Any, patients: list[tuple[int, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        del self.fields["notice"]
+        self.fields["patient"].choices = patients  # type: ignore[attr-defined]
+
+    def main_fields(self) -> list[Any]:
+        return [self["patient"], *super().main_fields()]
 
 
 class PayForm(forms.Form):

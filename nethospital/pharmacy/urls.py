@@ -7,6 +7,7 @@ urlpatterns = [
     # The patient's side: order an approved prescription, pay, cancel, follow the delivery.
     path("pharmacy/orders/", views.my_orders, name="my_orders"),
     path("pharmacy/order/prescription/<int:prescription_id>/", views.new_order, name="new_order"),
+    path("pharmacy/order/otc/", views.new_otc_order, name="new_otc_order"),
     path("pharmacy/orders/<int:order_id>/", views.order, name="order"),
     path("pharmacy/orders/<int:order_id>/pay/", views.pay, name="pay"),
     path("pharmacy/orders/<int:order_id>/cancel/", views.cancel, name="cancel"),

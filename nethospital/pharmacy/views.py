@@ -30,6 +30,7 @@ from nethospital.pharmacy.forms import (
     CodesForm,
     DeliverForm,
     OrderForm,
+    OtcOrderForm,
     PayForm,
     PickupForm,
     PriceForm,
@@ -196,6 +197,66 @@ def new_order(request: HttpRequest, prescription_id: int) -> HttpResponse:
             status = INVALID_FORM_STATUS
     context["form"] = form
     return render(request, "pharmacy/new_order.html", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+def new_otc_order(request: HttpRequest) -> HttpResponse:
+    """Non-prescription medicine without a prescription: choose a pharmacy that has some in stock,
+    for whom (oneself or someone one is guardian of, R18), the quantities, how to receive it, payment."""
+    user = _user(request)
+    if not user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    patients = access.buyable_patients(user)
+    pharmacies = Organization.objects.filter(kind=OrganizationKind.PHARMACY, is_active=True).order_by("pk")
+    offers = [(p, stock.otc_offers(p.pk)) for p in pharmacies]
+    context: dict[str, Any] = {"patients": patients, "pharmacies": [(p, o) for p, o in offers if o]}
+    pharmacy_id = request.POST.get("pharmacy") or request.GET.get("pharmacy")
+    pharmacy, otc = next(((p, o) for p, o in offers if o and str(p.pk) == str(pharmacy_id)), (None, []))
+    context["pharmacy"] = pharmacy
+    if pharmacy is None or not patients:
+        return render(request, "pharmacy/new_otc_order.html", context)
+    form = OtcOrderForm(
+        request.POST or None,
+        stations=_stations(),
+        otc_offers=otc,
+        patients=[(p.pk, p.legal_name) for p in patients],
+        initial={
+            "idempotency_key": new_key(),
+            "patient": patients[0].pk,
+            "recipient_name": patients[0].legal_name,
+            "recipient_phone": patients[0].phone,
+        },
+    )
+    status = 200
+    if request.method == "POST":
+        status = INVALID_FORM_STATUS
+        if form.is_valid():
+            data = form.cleaned_data
+            how = actions.Delivery(
+                fulfilment=data["fulfilment"],
+                recipient_name=data["recipient_name"],
+                recipient_phone=data["recipient_phone"],
+                address=data["address"],
+                station_id=data["station"].pk if data["station"] else None,
+            )
+            try:
+                placed = actions.create_order(
+                    user,
+                    pharmacy_id=pharmacy.pk,
+                    how=how,
+                    payment_method=data["payment_method"],
+                    idempotency_key=data["idempotency_key"],
+                    patient_id=data["patient"],
+                    otc=[actions.OtcItem(pack_id, qty) for pack_id, qty in form.otc_quantities().items()],
+                )
+            except DomainError as exc:
+                show_errors(form, exc)
+                status = _status(exc)
+            else:
+                messages.success(request, _("Order %(number)s placed.") % {"number": placed.order.number})
+                return redirect("pharmacy:order", placed.order.pk)
+    context["form"] = form
+    return render(request, "pharmacy/new_otc_order.html", context, status=status)
 
 
 def _order_context(request: HttpRequest, order: Order, **extra: Any) -> dict[str, Any]:

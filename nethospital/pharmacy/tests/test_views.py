@@ -3,7 +3,10 @@ screen (htmx and plain), the courier and the station; refusals shown with their 
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from nethospital.core import clock
@@ -11,6 +14,7 @@ from nethospital.pharmacy import delivery
 from nethospital.pharmacy.choices import OrderStatus
 from nethospital.pharmacy.models import Order
 from nethospital.pharmacy.tests.conftest import NOON, element_string
+from nethospital.testing import factories
 from nethospital.traceability.choices import AlertKind
 from nethospital.traceability.models import Alert
 
@@ -223,6 +227,7 @@ def test_every_page_by_role(world, login_as):
         pages = {
             reverse("pharmacy:my_orders"): (200, {}),
             reverse("pharmacy:new_order", args=[world["rx"].pk]): (404, {"patient": 200}),
+            reverse("pharmacy:new_otc_order") + f"?pharmacy={a}": (200, {}),  # not a patient: "not-buyer"
             reverse("pharmacy:order", args=[o]): (404, {"patient": 200, "pharmacist": 200, "staff": 200, **mfa}),
             reverse("pharmacy:home"): (403, {"pharmacist": 302, "pharmacist_no_mfa": 302, "staff": 302,
                                              "other_pharmacist": 302}),
@@ -240,3 +245,72 @@ def test_every_page_by_role(world, login_as):
                 assert response.status_code == expected, (url, actor, response.status_code)
                 if actor == "anonymous":
                     assert response["Location"].startswith("/accounts/login/")
+
+
+# --- non-prescription medicine without a prescription ---------------------------------------------
+def otc_form(world, **overrides):
+    data = {
+        "pharmacy": world["pharmacy_a"].pk,
+        "patient": world["patient"].pk,
+        "fulfilment": "delivery",
+        "recipient_name": "张伟",
+        "recipient_phone": "13800001234",
+        "address": "北京市东城区东单北大街 1 号",
+        "payment_method": "sandbox",
+        "idempotency_key": "otc-order-key-0001",
+        f"otc_{world['otc'].pk}": "2",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_patient_orders_non_prescription_medicine_without_a_prescription(world, login_as):
+    with clock.frozen(NOON):
+        patient = login_as(world["patient_user"])
+        assert 'id="otc-order-link"' in patient.get(reverse("pharmacy:my_orders")).content.decode()
+        url = reverse("pharmacy:new_otc_order")
+        choose = patient.get(url).content.decode()
+        # Only pharmacies with non-prescription drugs in stock are offered (B has amlodipine only).
+        assert f'id="pharmacy-{world["pharmacy_a"].pk}"' in choose
+        assert f'id="pharmacy-{world["pharmacy_b"].pk}"' not in choose
+        form_page = patient.get(url, {"pharmacy": world["pharmacy_a"].pk}).content.decode()
+        assert f'name="otc_{world["otc"].pk}"' in form_page
+        assert f'name="otc_{world["amlodipine"].pk}"' not in form_page  # a prescription drug is never offered here
+        assert 'name="notice"' not in form_page
+
+        empty = patient.post(url, otc_form(world, **{f"otc_{world['otc'].pk}": "0"}))
+        assert empty.status_code == 400 and 'id="form-errors"' in empty.content.decode()
+        too_many = patient.post(url, otc_form(world, **{f"otc_{world['otc'].pk}": "4"}))  # 3 boxes in stock
+        assert too_many.status_code == 409
+        shown = re.search(r'id="form-errors">(.*?)</ul>', too_many.content.decode(), re.S)
+        assert shown is not None and "3" in shown.group(1)  # how many boxes are left, in the patient's language
+        assert not Order.objects.exists()
+
+        placed = patient.post(url, otc_form(world))
+        order = Order.objects.get()
+        assert placed.status_code == 302 and placed["Location"] == reverse("pharmacy:order", args=[order.pk])
+        assert (order.prescription_id, order.patient_id, order.buyer_id) == (
+            None,
+            world["patient"].pk,
+            world["patient_user"].pk,
+        )
+        assert [(line.drug_pack_id, line.quantity, line.prescription_item_id) for line in order.lines.all()] == [
+            (world["otc"].pk, 2, None)
+        ]
+        again = patient.post(url, otc_form(world))  # the same form posted twice
+        assert again.status_code == 302 and Order.objects.count() == 1
+
+
+def test_non_prescription_order_only_for_oneself_or_a_guarded_family_member(world, login_as):
+    stranger = factories.patient_of(factories.patient_user(legal_name="李四"))
+    with clock.frozen(NOON):
+        patient = login_as(world["patient_user"])
+        url = reverse("pharmacy:new_otc_order")
+        refused = patient.post(url, otc_form(world, patient=stranger.pk))
+        assert refused.status_code == 422 and 'id="id_patient_errors"' in refused.content.decode()
+        assert not Order.objects.exists()
+        # A pharmacist's staff account is no patient: nothing to buy for.
+        staff_page = login_as(world["staff_a"]).get(url)
+        assert staff_page.status_code == 200 and 'id="not-buyer"' in staff_page.content.decode()
+    anonymous = Client().get(url)
+    assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
