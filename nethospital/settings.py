@@ -43,6 +43,9 @@ SECRET_KEY = os.environ.get("SECRET_KEY", DEFAULT_SECRET_KEY)
 # A separate key for identity numbers lets operators rotate SECRET_KEY (sessions) without
 # re-keying every stored identity hash. It defaults to a derivation of SECRET_KEY.
 IDENTITY_KEY = os.environ.get("NETHOSPITAL_IDENTITY_KEY", "")
+# Earlier identity secrets (comma-separated), read only while `nethospital rekey_identities` moves the
+# stored identities to the current one (docs/accounts.md, "Changing the identity key").
+NETHOSPITAL_IDENTITY_OLD_KEYS = env_list("NETHOSPITAL_IDENTITY_OLD_KEYS", [])
 
 DEBUG = env_bool("DEBUG", not IS_PRODUCTION)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if IS_PRODUCTION else ["127.0.0.1", "localhost", "[::1]", "testserver"])

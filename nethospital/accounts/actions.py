@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 
 from nethospital.accounts import errors
 from nethospital.accounts.choices import GUARDIAN_RELATIONSHIPS, ORGANISATION_ROLES, Relationship, Role
-from nethospital.accounts.identity import keyed_hash
+from nethospital.accounts.identity import keyed_hashes
 from nethospital.accounts.models import FamilyLink, Patient, RoleGrant, User
 from nethospital.accounts.validation import FieldErrors, check_password, clean_email, clean_real_name
 from nethospital.core import audit, clock, context, ratelimit
@@ -19,7 +19,7 @@ from nethospital.core.errors import MFA_REQUIRED, PERMISSION_DENIED, RATE_LIMITE
 
 
 def _identity_taken(number: str) -> bool:
-    return Patient.objects.filter(id_number_hash=keyed_hash(number)).exists()
+    return Patient.objects.filter(id_number_hash__in=keyed_hashes(number)).exists()
 
 
 @transaction.atomic
@@ -128,7 +128,7 @@ def add_family_member(
         problems=problems,
     )
     if real.resident is not None:
-        if keyed_hash(real.resident.number) == holder.patient.id_number_hash:
+        if holder.patient.id_number_hash in keyed_hashes(real.resident.number):
             problems.add("id_number", errors.FAMILY_SELF)
         elif _identity_taken(real.resident.number):
             problems.add("id_number", errors.ID_NUMBER_TAKEN)

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
@@ -94,7 +94,7 @@ def mask(number: str) -> str:
     return number[:4] + "*" * (len(number) - 8) + number[-4:]
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=16)
 def _derive(purpose: bytes, secret: str) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"nethospital-identity", info=purpose).derive(
         secret.encode()
@@ -105,20 +105,44 @@ def _secret() -> str:
     return settings.IDENTITY_KEY or settings.SECRET_KEY
 
 
+def _old_secrets() -> list[str]:
+    """Earlier identity secrets, still read while ``nethospital rekey_identities`` moves rows off them."""
+    return [secret for secret in settings.NETHOSPITAL_IDENTITY_OLD_KEYS if secret and secret != _secret()]
+
+
+def _hash_with(secret: str, number: str) -> str:
+    return hmac.new(_derive(b"hash", secret), normalise(number).encode(), hashlib.sha256).hexdigest()
+
+
 def keyed_hash(number: str) -> str:
     """HMAC-SHA256 of the normalised number: equal numbers give equal hashes, and without the key
     the hash cannot be reversed by enumerating the (small) space of valid numbers."""
-    key = _derive(b"hash", _secret())
-    return hmac.new(key, normalise(number).encode(), hashlib.sha256).hexdigest()
+    return _hash_with(_secret(), number)
 
 
-def _fernet() -> Fernet:
-    return Fernet(base64.urlsafe_b64encode(_derive(b"encrypt", _secret())))
+def keyed_hashes(number: str) -> list[str]:
+    """The number's hash under the current secret, then under each old one: what a duplicate check
+    looks for while rows are being re-keyed."""
+    return [_hash_with(secret, number) for secret in [_secret(), *_old_secrets()]]
+
+
+def _fernet(secret: str) -> Fernet:
+    return Fernet(base64.urlsafe_b64encode(_derive(b"encrypt", secret)))
 
 
 def encrypt(number: str) -> str:
-    return _fernet().encrypt(normalise(number).encode()).decode()
+    return _fernet(_secret()).encrypt(normalise(number).encode()).decode()
 
 
 def decrypt(token: str) -> str:
-    return _fernet().decrypt(token.encode()).decode()
+    """The number, from a token made with the current secret or one of the old ones."""
+    return MultiFernet([_fernet(secret) for secret in [_secret(), *_old_secrets()]]).decrypt(token.encode()).decode()
+
+
+def is_current(token: str, hashed: str) -> bool:
+    """Whether a stored (hash, token) pair is already under the current secret."""
+    try:
+        number = _fernet(_secret()).decrypt(token.encode()).decode()
+    except InvalidToken:
+        return False
+    return hmac.compare_digest(keyed_hash(number), hashed)
