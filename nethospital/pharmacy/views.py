@@ -167,36 +167,45 @@ def new_order(request: HttpRequest, prescription_id: int) -> HttpResponse:
     )
     status = 200
     if request.method == "POST":
-        if form.is_valid():
-            data = form.cleaned_data
-            how = actions.Delivery(
-                fulfilment=data["fulfilment"],
-                recipient_name=data["recipient_name"],
-                recipient_phone=data["recipient_phone"],
-                address=data["address"],
-                station_id=data["station"].pk if data["station"] else None,
-            )
-            try:
-                placed = actions.create_order(
-                    user,
-                    pharmacy_id=pharmacy.pk,
-                    how=how,
-                    payment_method=data["payment_method"],
-                    idempotency_key=data["idempotency_key"],
-                    prescription_id=prescription.pk,
-                    otc=[actions.OtcItem(pack_id, qty) for pack_id, qty in form.otc_quantities().items()],
-                    notice_confirmed=bool(data["notice"]),
-                )
-            except DomainError as exc:
-                show_errors(form, exc)
-                status = _status(exc)
-            else:
-                messages.success(request, _("Order %(number)s placed.") % {"number": placed.order.number})
-                return redirect("pharmacy:order", placed.order.pk)
-        else:
-            status = INVALID_FORM_STATUS
+        placed = _place_order(request, form, pharmacy, prescription_id=prescription.pk)
+        if isinstance(placed, HttpResponse):
+            return placed
+        status = placed
     context["form"] = form
     return render(request, "pharmacy/new_order.html", context, status=status)
+
+
+def _place_order(request: HttpRequest, form: OrderForm, pharmacy: Organization, **what: Any) -> HttpResponse | int:
+    """Place the order a valid form describes (``what``: its prescription; an OTC-only form names its
+    patient itself): a redirect to it, or the status to render the form again with its errors."""
+    if not form.is_valid():
+        return INVALID_FORM_STATUS
+    data = form.cleaned_data
+    if "patient" in data:
+        what = {**what, "patient_id": data["patient"]}
+    how = actions.Delivery(
+        fulfilment=data["fulfilment"],
+        recipient_name=data["recipient_name"],
+        recipient_phone=data["recipient_phone"],
+        address=data["address"],
+        station_id=data["station"].pk if data["station"] else None,
+    )
+    try:
+        placed = actions.create_order(
+            _user(request),
+            pharmacy_id=pharmacy.pk,
+            how=how,
+            payment_method=data["payment_method"],
+            idempotency_key=data["idempotency_key"],
+            otc=[actions.OtcItem(pack_id, qty) for pack_id, qty in form.otc_quantities().items()],
+            notice_confirmed=bool(data.get("notice")),
+            **what,
+        )
+    except DomainError as exc:
+        show_errors(form, exc)
+        return _status(exc)
+    messages.success(request, _("Order %(number)s placed.") % {"number": placed.order.number})
+    return redirect("pharmacy:order", placed.order.pk)
 
 
 @require_http_methods(["GET", "POST"])
@@ -229,32 +238,10 @@ def new_otc_order(request: HttpRequest) -> HttpResponse:
     )
     status = 200
     if request.method == "POST":
-        status = INVALID_FORM_STATUS
-        if form.is_valid():
-            data = form.cleaned_data
-            how = actions.Delivery(
-                fulfilment=data["fulfilment"],
-                recipient_name=data["recipient_name"],
-                recipient_phone=data["recipient_phone"],
-                address=data["address"],
-                station_id=data["station"].pk if data["station"] else None,
-            )
-            try:
-                placed = actions.create_order(
-                    user,
-                    pharmacy_id=pharmacy.pk,
-                    how=how,
-                    payment_method=data["payment_method"],
-                    idempotency_key=data["idempotency_key"],
-                    patient_id=data["patient"],
-                    otc=[actions.OtcItem(pack_id, qty) for pack_id, qty in form.otc_quantities().items()],
-                )
-            except DomainError as exc:
-                show_errors(form, exc)
-                status = _status(exc)
-            else:
-                messages.success(request, _("Order %(number)s placed.") % {"number": placed.order.number})
-                return redirect("pharmacy:order", placed.order.pk)
+        placed = _place_order(request, form, pharmacy)  # for the patient chosen in the form
+        if isinstance(placed, HttpResponse):
+            return placed
+        status = placed
     context["form"] = form
     return render(request, "pharmacy/new_otc_order.html", context, status=status)
 
