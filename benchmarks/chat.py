@@ -43,6 +43,7 @@ import os
 import platform
 import random
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -367,6 +368,8 @@ def profiling(pids: list[int], directory: Path | None) -> Iterator[None]:
         yield
         return
     py_spy = Path(sys.executable).parent / "py-spy"
+    if not py_spy.exists() and shutil.which("py-spy"):
+        py_spy = Path(str(shutil.which("py-spy")))
     if not py_spy.exists():
         raise RuntimeError(f"--profile needs py-spy: {sys.executable} -m pip install py-spy")
     directory.mkdir(parents=True, exist_ok=True)
@@ -766,6 +769,16 @@ def report(label: str, tally: Tally, seconds: float) -> dict[str, float]:
         print(
             f"  ack latency p50 / p99      {percentile(tally.ack_latencies_ms, 50):.1f} ms / "
             f"{percentile(tally.ack_latencies_ms, 99):.1f} ms"
+        )
+    windows: dict[int, list[float]] = {}
+    for client_id, delivered in tally.delivered.items():  # where in the run the slow ones were
+        start = tally.sent[client_id]
+        windows.setdefault(int((start - tally.first_send) // 5), []).append((delivered - start) * 1000)
+    if windows:
+        print(
+            "  delivery p99 by 5 s of sending "
+            + " ".join(f"{percentile(windows[key], 99):.0f}" for key in sorted(windows))
+            + " ms"
         )
     no_answer = max(0, unanswered)
     print(f"  lost                       {lost + no_answer}   (acked, never delivered: {lost}; no answer: {no_answer})")

@@ -24,7 +24,7 @@ from django.utils.translation import gettext_lazy as _
 from nethospital.accounts.access import acts_for
 from nethospital.accounts.choices import Role
 from nethospital.accounts.models import Patient, User
-from nethospital.consultations import access, errors, events
+from nethospital.consultations import access, errors, events, prepared
 from nethospital.consultations.choices import (
     OPEN_STATUSES,
     CallOutcome,
@@ -49,6 +49,7 @@ from nethospital.consultations.models import (
     VisitDiagnosis,
     VisitRecord,
 )
+from nethospital.consultations.prepared import Prepared
 from nethospital.core import audit, clock, context
 from nethospital.core.errors import INVALID_INPUT, MFA_REQUIRED, NOT_FOUND, PERMISSION_DENIED, DomainError, ensure
 from nethospital.core.notify import notify
@@ -676,18 +677,42 @@ def post_messages(requests: list[MessageRequest]) -> list[Posted | DomainError]:
     if cleaned:
         with transaction.atomic():
             ids = sorted({requests[index].consultation_id for index in cleaned})
-            locked = {
-                consultation.pk: consultation
-                for consultation in Consultation.objects.select_for_update(of=("self",))
-                # Only what the checks read (the patient is loaded if a check needs it, which is rare).
-                .select_related("practitioner", "practitioner__user")
-                .filter(pk__in=ids)
-                .order_by("pk")
-            }
+            locked = {consultation.pk: consultation for consultation in _LOCK_FOR_CHAT(ids)}
             _answer_resends(requests, cleaned, results)  # under the locks: no one else can store it now
             _store_accepted(requests, cleaned, results, locked)
     assert all(result is not None for result in results)
     return [result for result in results if result is not None]
+
+
+# The chat's hot queries, compiled once (prepared.py). The consultations of a batch with what the
+# checks read (the patient is loaded if a check needs it, which is rare), locked in id order or not.
+_LOCK_FOR_CHAT: Prepared = Prepared(
+    lambda ids: (
+        Consultation.objects.select_for_update(of=("self",))
+        .select_related("practitioner", "practitioner__user")
+        .filter(pk__in=ids)
+        .order_by("pk")
+    )
+)
+_FOR_CHAT: Prepared = Prepared(
+    lambda ids: Consultation.objects.select_related("practitioner", "practitioner__user").filter(pk__in=ids)
+)
+# Messages already stored under one of these client ids: (pk, consultation, sender, client id).
+_STORED_CLIENT_IDS: Prepared = Prepared(
+    lambda consultation_ids, client_ids: (
+        Message.objects.filter(consultation_id__in=consultation_ids)
+        .filter(client_id__in=client_ids)
+        .values_list("pk", "consultation_id", "sender_id", "client_id")
+    )
+)
+# The listed participants of these consultations among these users.
+_LISTED: Prepared = Prepared(
+    lambda consultation_ids, user_ids: (
+        Participant.objects.filter(consultation_id__in=consultation_ids)
+        .filter(user_id__in=user_ids)
+        .values_list("consultation_id", "user_id", "role", "pk", "last_read_seq")
+    )
+)
 
 
 def _answer_resends(
@@ -696,17 +721,23 @@ def _answer_resends(
     """A message whose client id is stored already is a resend: it gets the stored message."""
     if not cleaned:
         return
-    candidates = Message.objects.filter(
-        consultation_id__in={requests[index].consultation_id for index in cleaned},
-        client_id__in={client_id for client_id, _body in cleaned.values()},
-    ).select_related("attachment")
-    stored = {(message.consultation_id, message.sender_id, message.client_id): message for message in candidates}
+    consultation_ids = sorted({requests[index].consultation_id for index in cleaned})
+    client_ids = sorted({client_id for client_id, _body in cleaned.values()})
+    stored = {
+        (consultation_id, sender_id, client_id): pk
+        for pk, consultation_id, sender_id, client_id in _STORED_CLIENT_IDS(consultation_ids, client_ids)
+    }
+    found: dict[int, int] = {}
     for index, (client_id, _body) in list(cleaned.items()):
         request = requests[index]
-        message = stored.get((request.consultation_id, request.user.pk, client_id))
-        if message is not None:
-            results[index] = Posted(message, created=False)
+        pk = stored.get((request.consultation_id, request.user.pk, client_id))
+        if pk is not None:
+            found[index] = pk
             del cleaned[index]
+    if found:  # a resend (rare): the stored message, as it is sent
+        messages = Message.objects.select_related("attachment").in_bulk(set(found.values()))
+        for index, pk in found.items():
+            results[index] = Posted(messages[pk], created=False)
 
 
 def _store_accepted(
@@ -718,11 +749,10 @@ def _store_accepted(
     """Check each message under its consultation's lock, then write and audit the accepted ones."""
     roles: dict[tuple[int, int], str] = {}
     # The listed participants of the batch's consultations, in one query (see _role_in_batch).
+    users = sorted({requests[index].user.pk for index in cleaned if requests[index].user.is_authenticated})
     listed: dict[tuple[int, int], list[Any]] = {
         (consultation_id, user_id): [role]
-        for consultation_id, user_id, role in Participant.objects.filter(
-            consultation_id__in=locked, user_id__in={requests[index].user.pk for index in cleaned}
-        ).values_list("consultation_id", "user_id", "role")
+        for consultation_id, user_id, role, _pk, _last_read in _LISTED(sorted(locked), users)
     }
     accepted: list[tuple[int, Consultation, str, bool, Attachment | None]] = []
     firsts: dict[tuple[int, int, str], int] = {}  # the same message twice in one batch: the second is a resend
@@ -768,7 +798,7 @@ def _store_accepted(
                 sent_at=now,
             )
         )
-    Message.objects.bulk_create(rows)
+    prepared.insert(rows)
     touched = {consultation.pk: consultation for _index, consultation, _role, _f, _a in accepted}
     benches: dict[int, int] = {}
     _save_counters(touched, followups={c.pk for _i, c, _r, followup, _a in accepted if followup})
@@ -911,14 +941,12 @@ def mark_read_many(requests: list[ReadRequest]) -> list[int | DomainError]:
     they are read in two queries for all of them (the consultations, their listed participants) and
     stored in one statement that never moves a participant backwards. Each result is the seq stored
     (capped at the consultation's last) or the ``DomainError`` that refused that receipt."""
-    ids = {request.consultation_id for request in requests}
-    consultations = Consultation.objects.select_related("practitioner", "practitioner__user").in_bulk(ids)
-    users = {request.user.pk for request in requests if request.user.is_authenticated}
+    ids = sorted({request.consultation_id for request in requests})
+    consultations = {consultation.pk: consultation for consultation in _FOR_CHAT(ids)}
+    users = sorted({request.user.pk for request in requests if request.user.is_authenticated})
     listed: dict[tuple[int, int], list[Any]] = {
         (consultation_id, user_id): [role, pk, last_read]
-        for consultation_id, user_id, role, pk, last_read in Participant.objects.filter(
-            consultation_id__in=ids, user_id__in=users
-        ).values_list("consultation_id", "user_id", "role", "pk", "last_read_seq")
+        for consultation_id, user_id, role, pk, last_read in _LISTED(ids, users)
     }
     results: list[int | DomainError] = []
     moves: dict[int, tuple[int, int, int, str]] = {}  # participant -> (seq, consultation, user, role)

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
 
 from nethospital.core import clock, context
@@ -144,25 +144,82 @@ def record(
     return entry
 
 
+def _head_names() -> tuple[str, str, str, str]:
+    quote, meta = connection.ops.quote_name, AuditChainHead._meta
+    columns = {field.name: field.column for field in meta.concrete_fields}
+    return quote(meta.db_table), quote(columns["sequence"]), quote(columns["last_hash"]), quote(columns["id"])
+
+
+def _lock_head_fast() -> tuple[int, str]:
+    """The chain head's sequence and hash, locked: ``_lock_head`` in one fixed statement (the head
+    is locked by every audited write of the platform, so its query is kept short to build)."""
+    table, sequence, last_hash, pk = _head_names()
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {sequence}, {last_hash} FROM {table} WHERE {pk} = 1{lock}")  # noqa: S608 - no input
+        row = cursor.fetchone()
+    if row is None:
+        head = _lock_head()  # the first entry ever: create the head
+        return head.sequence, head.last_hash
+    return int(row[0]), str(row[1])
+
+
+def _move_head(sequence: int, last_hash: str) -> None:
+    table, sequence_column, hash_column, pk = _head_names()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {sequence_column} = %s, {hash_column} = %s WHERE {pk} = 1",  # noqa: S608 - no input
+            [sequence, last_hash],
+        )
+
+
+_insert_sql: dict[tuple[str, int], str] = {}
+
+
+def _insert(rows: list[AuditEntry]) -> None:
+    """``bulk_create`` of new entries as one ``INSERT ... VALUES``, its SQL built once per number of
+    entries (Django inserts several rows into PostgreSQL through ``UNNEST`` of arrays, which psycopg
+    dumps in Python: for a handful of entries that costs more than the statement). The entries' ids
+    are read back where the database can (as ``bulk_create`` does)."""
+    fields = [field for field in AuditEntry._meta.local_concrete_fields if not getattr(field, "db_returning", False)]
+    key = (connection.alias, len(rows))
+    sql = _insert_sql.get(key)
+    if sql is None:
+        quote = connection.ops.quote_name
+        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        columns = ", ".join(quote(field.column) for field in fields)
+        sql = f"INSERT INTO {quote(AuditEntry._meta.db_table)} ({columns}) VALUES {', '.join([row] * len(rows))}"  # noqa: S608 - names from the model
+        if connection.features.can_return_rows_from_bulk_insert:
+            sql += f" RETURNING {quote(AuditEntry._meta.pk.column)}"
+        _insert_sql[key] = sql
+    params = [field.get_db_prep_save(field.pre_save(entry, True), connection) for entry in rows for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        keys = cursor.fetchall() if connection.features.can_return_rows_from_bulk_insert else []
+    for index, entry in enumerate(rows):
+        if keys:
+            entry.pk = keys[index][0]
+        entry._state.adding = False
+        entry._state.db = connection.alias
+
+
 def record_many(entries: list[Pending]) -> list[AuditEntry]:
     """Append several entries, in order, under one lock of the chain head: one insert and one head
     update for all of them. For actions that write many things in one transaction (the chat's group
     commit): with ``record`` per item the head stays locked for five statements per item, and every
-    writer of the platform waits for it. Same rules as ``record``: call it last, inside the transaction."""
+    writer of the platform waits for it. Same rules as ``record``: call it last, inside the transaction
+    (inside one, no savepoint of its own: if it fails, the whole transaction does, as it must)."""
     if not entries:
         return []
-    with transaction.atomic():
-        head = _lock_head()
+    with transaction.atomic(savepoint=False):
+        sequence, previous_hash = _lock_head_fast()
         rows: list[AuditEntry] = []
-        sequence, previous_hash = head.sequence, head.last_hash
         for pending in entries:
             entry = _entry(pending, sequence + 1, previous_hash)
             sequence, previous_hash = entry.sequence, entry.entry_hash
             rows.append(entry)
-        AuditEntry.objects.bulk_create(rows)
-        head.sequence = sequence
-        head.last_hash = previous_hash
-        head.save(update_fields=["sequence", "last_hash"])
+        _insert(rows)
+        _move_head(sequence, previous_hash)
     return rows
 
 

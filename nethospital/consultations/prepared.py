@@ -1,0 +1,132 @@
+"""Hot queries of the chat compiled once: Django builds the SQL of a queryset anew each time it runs,
+which costs more CPU than the query itself for the small fixed-shape queries of every chat batch
+(docs/benchmarks.md, chat). A ``Prepared`` query is built by the ORM the first time for a given
+number of ids (so the SQL is the backend's own, for PostgreSQL and SQLite alike), and afterwards
+only executed with new ids and turned into model instances or rows as the ORM would.
+
+Only for querysets whose parameters are exactly the ids given, in order (checked when compiled;
+anything else is run through the ORM every time).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.db import connections, router
+from django.db.models import Field, Model, QuerySet
+from django.db.models.query import ModelIterable, ValuesListIterable, get_related_populators  # type: ignore[attr-defined]
+
+
+class _Compiled:
+    """One compiled shape: the SQL, and what turns its rows into objects."""
+
+    def __init__(self, queryset: QuerySet[Any], sql: str, as_objects: bool) -> None:
+        self.sql = sql
+        self.alias = queryset.db
+        self.compiler = queryset.query.get_compiler(using=self.alias)
+        self.compiler.as_sql()  # fills select, klass_info for the objects
+        self.as_objects = as_objects
+        compiler = self.compiler
+        fields = [column[0] for column in compiler.select[0 : compiler.col_count]]
+        self.converters = compiler.get_converters(fields)
+        if as_objects:
+            klass_info = compiler.klass_info
+            assert klass_info is not None
+            self.model = klass_info["model"]
+            select_fields = klass_info["select_fields"]
+            self.start, self.end = select_fields[0], select_fields[-1] + 1
+            self.init_list = [column[0].target.attname for column in compiler.select[self.start : self.end]]
+            self.populators = get_related_populators(klass_info, compiler.select, self.alias)
+
+    def run(self, params: list[Any]) -> list[Any]:
+        with connections[self.alias].cursor() as cursor:
+            cursor.execute(self.sql, params)
+            rows: Any = cursor.fetchall()
+        if self.converters:
+            rows = self.compiler.apply_converters(rows, self.converters)
+        if not self.as_objects:
+            return [tuple(row) for row in rows]
+        objects = []
+        for row in rows:
+            obj = self.model.from_db(self.alias, self.init_list, row[self.start : self.end])
+            for populator in self.populators:
+                populator.populate(row, obj)
+            objects.append(obj)
+        return objects
+
+
+class Prepared:
+    """``Prepared(lambda ids, more: Model.objects.filter(a__in=ids, b__in=more))``, then
+    ``prepared([1, 2], [3])``: the queryset's objects (or its rows for a values_list queryset), with
+    its SQL compiled once per thread, database and number of ids in each list."""
+
+    def __init__(self, build: Callable[..., QuerySet[Any, Any]]) -> None:
+        self.build = build
+        self.local = threading.local()
+
+    def __call__(self, *lists: Sequence[Any]) -> list[Any]:
+        if not all(lists):
+            return list(self.build(*lists))  # nothing to look for: the ORM answers without a query
+        params = [value for values in lists for value in values]
+        cache: dict[tuple[int, ...], _Compiled] = self.local.__dict__.setdefault("cache", {})
+        key = tuple(len(values) for values in lists)
+        compiled = cache.get(key)
+        if compiled is None:
+            queryset = self.build(*lists)
+            sql, compiled_params = queryset.query.get_compiler(using=queryset.db).as_sql()
+            reusable = queryset._iterable_class in (ModelIterable, ValuesListIterable)
+            if reusable and list(compiled_params) == params:  # not so with repeated ids, e.g.
+                cache[key] = _Compiled(queryset, sql, queryset._iterable_class is ModelIterable)
+            return list(queryset)
+        return compiled.run(params)
+
+    def compiled_shapes(self) -> int:
+        """How many shapes this thread has compiled (for tests)."""
+        return len(self.local.__dict__.get("cache", {}))
+
+
+_insert_sql: dict[tuple[str, type[Model], int], tuple[str, list[Field[Any, Any]], Field[Any, Any] | None]] = {}
+
+
+def insert(objs: Sequence[Model]) -> None:
+    """``bulk_create`` of new rows of one model as one ``INSERT ... VALUES (...), (...)`` whose SQL is
+    built once per number of rows, setting the primary keys. (Django inserts several rows into
+    PostgreSQL through ``UNNEST`` of arrays, which psycopg dumps in Python: for the handful of rows of
+    a chat batch that costs more than the statement.) Sends no signals, as ``bulk_create``."""
+    if not objs:
+        return
+    model = type(objs[0])
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    key = (alias, model, len(objs))
+    if key not in _insert_sql:
+        meta = model._meta
+        fields = [field for field in meta.local_concrete_fields if not getattr(field, "db_returning", False)]
+        returning = meta.pk if meta.pk is not None and getattr(meta.pk, "db_returning", False) else None
+        quote = connection.ops.quote_name
+        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        columns = ", ".join(quote(field.column) for field in fields)
+        values = ", ".join([row] * len(objs))
+        sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {values}"  # noqa: S608 - names from the model
+        if returning is not None:
+            if not connection.features.can_return_rows_from_bulk_insert:
+                bulk_create_instead: Any = model._default_manager.using(alias)
+                bulk_create_instead.bulk_create(objs)
+                return
+            sql += f" RETURNING {quote(returning.column)}"
+        _insert_sql[key] = (sql, fields, returning)
+    sql, fields, returning = _insert_sql[key]
+    params: list[Any] = []
+    for obj in objs:
+        obj._prepare_related_fields_for_save(operation_name="bulk_create")  # type: ignore[attr-defined]
+        params.extend(field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        keys = cursor.fetchall() if returning is not None else []
+    for index, obj in enumerate(objs):
+        if returning is not None:
+            setattr(obj, returning.attname, keys[index][0])
+        obj._state.adding = False
+        obj._state.db = alias
