@@ -165,3 +165,14 @@ def doctor(
 
 def patient_of(user: User) -> Patient:
     return Patient.objects.get(account=user)
+
+
+def icd10_subset() -> None:
+    """Put back the seeded ICD-10 subset (a data migration) after a transactional test's flush removed it."""
+    from nethospital.consultations.icd10 import CODES
+    from nethospital.consultations.models import ICD10Code
+
+    for code, name_en, name_zh, chronic in CODES:
+        ICD10Code.objects.get_or_create(
+            code=code, defaults={"name_en": name_en, "name_zh": name_zh, "is_chronic": chronic}
+        )

@@ -11,8 +11,6 @@ from playwright.sync_api import expect
 
 from nethospital.accounts.choices import Role
 from nethospital.accounts.tests.conftest import browser  # noqa: F401 - a pytest fixture
-from nethospital.consultations.icd10 import CODES
-from nethospital.consultations.models import ICD10Code
 from nethospital.directory.choices import OrganizationKind
 from nethospital.pharmacy import actions
 from nethospital.pharmacy.actions import Delivery
@@ -28,6 +26,7 @@ from nethospital.pharmacy.tests.conftest import (
 )
 from nethospital.prescriptions.choices import PrescriptionStatus
 from nethospital.prescriptions.tests.test_browser import log_in
+from nethospital.testing import factories
 from nethospital.traceability import codes
 from nethospital.traceability.choices import AlertKind, PackStatus
 from nethospital.traceability.models import Alert, Pack
@@ -38,10 +37,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("transactional_db")]
 @pytest.fixture(autouse=True)
 def icd10_codes(transactional_db):  # type: ignore[no-untyped-def]
     """The ICD-10 subset comes from a data migration; an earlier browser test's flush removes it."""
-    for code, name_en, name_zh, chronic in CODES:
-        ICD10Code.objects.get_or_create(
-            code=code, defaults={"name_en": name_en, "name_zh": name_zh, "is_chronic": chronic}
-        )
+    factories.icd10_subset()
 
 
 def typed(identifier: str) -> str:

@@ -8,14 +8,13 @@ from collections import Counter
 
 import pytest
 
-from nethospital.consultations.icd10 import CODES
-from nethospital.consultations.models import ICD10Code
 from nethospital.core import clock
 from nethospital.pharmacy import actions
 from nethospital.pharmacy.models import DispenseScan, Order
 from nethospital.pharmacy.tests.conftest import NOON, approved_prescription, element_string
 from nethospital.pharmacy.tests.test_orders import order_rx, pay
 from nethospital.scheduling.tests.test_concurrency import run_together
+from nethospital.testing import factories
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -23,10 +22,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 @pytest.fixture(autouse=True)
 def icd10_codes(transactional_db):  # type: ignore[no-untyped-def]
     """The ICD-10 subset comes from a data migration; a transactional test's flush removes it."""
-    for code, name_en, name_zh, chronic in CODES:
-        ICD10Code.objects.get_or_create(
-            code=code, defaults={"name_en": name_en, "name_zh": name_zh, "is_chronic": chronic}
-        )
+    factories.icd10_subset()
 
 
 def counted(results) -> Counter[str]:

@@ -10,8 +10,6 @@ import pytest
 from playwright.sync_api import expect
 
 from nethospital.accounts.tests.conftest import browser  # noqa: F401 - a pytest fixture
-from nethospital.consultations.icd10 import CODES
-from nethospital.consultations.models import ICD10Code
 from nethospital.prescriptions.choices import PrescriptionStatus
 from nethospital.prescriptions.models import Prescription, RuleOverride
 from nethospital.testing import factories
@@ -23,10 +21,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("transactional_db")]
 @pytest.fixture(autouse=True)
 def icd10_codes(transactional_db):  # type: ignore[no-untyped-def]
     """The ICD-10 subset comes from a data migration; an earlier browser test's flush removes it."""
-    for code, name_en, name_zh, chronic in CODES:
-        ICD10Code.objects.get_or_create(
-            code=code, defaults={"name_en": name_en, "name_zh": name_zh, "is_chronic": chronic}
-        )
+    factories.icd10_subset()
 
 
 def log_in(chromium, live_server, user, *, totp: bool):  # type: ignore[no-untyped-def]

@@ -14,9 +14,14 @@ from nethospital.prescriptions import actions
 from nethospital.prescriptions.models import Prescription
 from nethospital.prescriptions.tests.conftest import NOON, follow_up_consultation
 from nethospital.scheduling.tests.test_concurrency import run_together
+from nethospital.testing import factories
 
-# serialized_rollback: the seeded ICD-10 codes and drug catalogue, flushed by an earlier transactional test.
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def icd10_codes(transactional_db):  # type: ignore[no-untyped-def]
+    factories.icd10_subset()
 
 
 def test_ten_twin_requests_with_one_key_make_one_draft(clinic):
