@@ -10,20 +10,11 @@ import pytest
 from django.db import transaction
 
 from nethospital.consultations import actions, consumers, events, prepared
-from nethospital.consultations.actions import Declaration
-from nethospital.consultations.choices import ProofKind
 from nethospital.consultations.models import Consultation, Message
+from nethospital.consultations.tests.test_actions import FOLLOW_UP
 from nethospital.core import audit
 from nethospital.core.models import AuditEntry
 from nethospital.testing import factories
-
-FOLLOW_UP = Declaration(
-    condition="高血压复诊 hypertension follow-up",
-    first_visit=False,
-    proof_kind=ProofKind.OTHER_HOSPITAL,
-    proof_hospital="县人民医院",
-    proof_summary="2025-03 诊断原发性高血压 I10",
-)
 
 
 class FakeTime:
