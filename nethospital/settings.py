@@ -134,6 +134,11 @@ DB_POOL_TIMEOUT = float(os.environ.get("DB_POOL_TIMEOUT", "10"))
 # event loop, holding neither a thread nor a connection. At most DB_POOL_MAX_SIZE: each gets a
 # connection without waiting. 0: no limit.
 NETHOSPITAL_CONCURRENT_REQUESTS = int(os.environ.get("NETHOSPITAL_CONCURRENT_REQUESTS", str(DB_POOL_MAX_SIZE)))
+# The garbage collector of a server process (nethospital/core/gcpolicy.py): start-up objects frozen once
+# the application is warmed up, so that full collections walk only what traffic made; thresholds as
+# "gen0,gen1,gen2" (gc.set_threshold), empty keeps Python's.
+NETHOSPITAL_GC_FREEZE = env_bool("NETHOSPITAL_GC_FREEZE", True)
+NETHOSPITAL_GC_THRESHOLD = os.environ.get("NETHOSPITAL_GC_THRESHOLD", "")
 if DATABASE_URL:
     DATABASES = {
         "default": dj_database_url.parse(DATABASE_URL, conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")))

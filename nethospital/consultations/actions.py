@@ -548,6 +548,10 @@ def _clean_body(body: str | None) -> str:
     return text
 
 
+# Client ids are 1-64 printable characters (below): a longer value pads a list of them (prepared.py).
+NO_CLIENT_ID = "~" * 65
+
+
 def _clean_client_id(client_id: str | None) -> str:
     value = (client_id or "").strip()
     ensure(0 < len(value) <= 64 and value.isprintable(), errors.CLIENT_ID_INVALID, field="client_id")
@@ -692,10 +696,12 @@ _LOCK_FOR_CHAT: Prepared = Prepared(
         .select_related("practitioner", "practitioner__user")
         .filter(pk__in=ids)
         .order_by("pk")
-    )
+    ),
+    pads=(prepared.no_id,),
 )
 _FOR_CHAT: Prepared = Prepared(
-    lambda ids: Consultation.objects.select_related("practitioner", "practitioner__user").filter(pk__in=ids)
+    lambda ids: Consultation.objects.select_related("practitioner", "practitioner__user").filter(pk__in=ids),
+    pads=(prepared.no_id,),
 )
 # Messages already stored under one of these client ids: (pk, consultation, sender, client id).
 _STORED_CLIENT_IDS: Prepared = Prepared(
@@ -703,7 +709,8 @@ _STORED_CLIENT_IDS: Prepared = Prepared(
         Message.objects.filter(consultation_id__in=consultation_ids)
         .filter(client_id__in=client_ids)
         .values_list("pk", "consultation_id", "sender_id", "client_id")
-    )
+    ),
+    pads=(prepared.no_id, lambda index: f"{NO_CLIENT_ID}{index}"),
 )
 # The listed participants of these consultations among these users.
 _LISTED: Prepared = Prepared(
@@ -711,7 +718,8 @@ _LISTED: Prepared = Prepared(
         Participant.objects.filter(consultation_id__in=consultation_ids)
         .filter(user_id__in=user_ids)
         .values_list("consultation_id", "user_id", "role", "pk", "last_read_seq")
-    )
+    ),
+    pads=(prepared.no_id, prepared.no_id),
 )
 
 

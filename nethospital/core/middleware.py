@@ -91,7 +91,10 @@ class ConcurrentRequestLimit:
 
 def served_application() -> ASGIApp:
     """The application ``nethospital serve`` gives uvicorn (as a factory, in each worker process):
-    the project's ASGI application behind ``NETHOSPITAL_CONCURRENT_REQUESTS`` places."""
+    the project's ASGI application behind ``NETHOSPITAL_CONCURRENT_REQUESTS`` places, the process's
+    garbage collector settled once the application is built (``core.gcpolicy``)."""
     from nethospital.asgi import application
+    from nethospital.core import gcpolicy
 
+    gcpolicy.settle()
     return ConcurrentRequestLimit(application, int(getattr(settings, "NETHOSPITAL_CONCURRENT_REQUESTS", 0)))

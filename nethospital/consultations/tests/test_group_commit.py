@@ -4,13 +4,14 @@ the hot queries compiled once and the rows inserted in one statement (docs/bench
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 
 from nethospital.consultations import actions, consumers, events, prepared
-from nethospital.consultations.models import Consultation, Message
+from nethospital.consultations.models import Consultation, Message, Participant
 from nethospital.consultations.tests.test_actions import FOLLOW_UP
 from nethospital.core import audit
 from nethospital.core.models import AuditEntry
@@ -181,7 +182,8 @@ def test_a_prepared_query_gives_what_the_orm_gives(two_consultations):
     query = prepared.Prepared(
         lambda ids: (
             Consultation.objects.select_related("practitioner", "practitioner__user").filter(pk__in=ids).order_by("pk")
-        )
+        ),
+        pads=(prepared.no_id,),
     )
 
     first, second = query(ids), query(ids)  # compiled by the first call, reused by the second
@@ -199,7 +201,8 @@ def test_a_prepared_query_gives_what_the_orm_gives(two_consultations):
         assert [c.practitioner.user.email for c in got] == [c.practitioner.user.email for c in expected]
         assert all(not c._state.adding and c._state.db == "default" for c in got)
     rows = prepared.Prepared(
-        lambda ids: Consultation.objects.filter(pk__in=ids).order_by("pk").values_list("pk", "last_seq")
+        lambda ids: Consultation.objects.filter(pk__in=ids).order_by("pk").values_list("pk", "last_seq"),
+        pads=(prepared.no_id,),
     )
     assert rows(ids) == rows(ids) == [(c.pk, c.last_seq) for c in expected]
 
@@ -208,12 +211,68 @@ def test_a_prepared_query_gives_what_the_orm_gives(two_consultations):
 def test_a_prepared_query_with_repeated_ids_is_not_reused_wrongly(two_consultations):
     _doctor, made = two_consultations
     one = made[0][1].pk
-    query = prepared.Prepared(lambda ids: Consultation.objects.filter(pk__in=ids).order_by("pk"))
+    query = prepared.Prepared(
+        lambda ids: Consultation.objects.filter(pk__in=ids).order_by("pk"), pads=(prepared.no_id,)
+    )
 
     assert [c.pk for c in query([one, one])] == [one]  # the ORM drops the repeat: not compiled
     assert query.compiled_shapes() == 0
     assert [c.pk for c in query([one, one])] == [one]
     assert query([]) == []
+
+
+@pytest.mark.django_db
+def test_a_prepared_query_has_one_shape_per_power_of_two_and_its_pads_match_nothing(two_consultations):
+    _doctor, made = two_consultations
+    ids = sorted(consultation.pk for _user, consultation in made)
+    missing = max(ids) + 1000
+    query = prepared.Prepared(
+        lambda ids, users: (
+            Participant.objects.filter(consultation_id__in=ids, user_id__in=users)
+            .order_by("consultation_id", "user_id")
+            .values_list("consultation_id", "user_id")
+        ),
+        pads=(prepared.no_id, prepared.no_id),
+    )
+    users = sorted({*Participant.objects.filter(consultation_id__in=ids).values_list("user_id", flat=True), 0})
+
+    def orm(ids: list[int], users: list[int]) -> list[tuple[int, int]]:
+        return list(
+            Participant.objects.filter(consultation_id__in=ids, user_id__in=users)
+            .order_by("consultation_id", "user_id")
+            .values_list("consultation_id", "user_id")
+        )
+
+    for asked in ([ids[0]], ids, [*ids, missing], [*ids, missing, missing + 1], [*ids, *range(missing, missing + 3)]):
+        assert query(asked, users) == orm(asked, users) != []
+    # 1, 2, 3, 4 and 5 ids, each against the same users: four shapes (1, 2, 4 and 8 ids, padded)
+    assert query.compiled_shapes() == 4
+    assert prepared.padded([7, 8, 9], prepared.no_id) == [7, 8, 9, -1]
+    assert [len(prepared.padded(list(range(n)), prepared.no_id)) for n in (1, 2, 3, 5, 8, 9)] == [1, 2, 4, 8, 8, 16]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_shape_compiled_in_one_thread_serves_the_others(two_consultations):
+    _doctor, made = two_consultations
+    ids = sorted(consultation.pk for _user, consultation in made)
+    query = prepared.Prepared(
+        lambda ids: Consultation.objects.select_related("practitioner").filter(pk__in=ids).order_by("pk"),
+        pads=(prepared.no_id,),
+    )
+    assert [c.pk for c in query(ids)] == ids
+    compiled = next(iter(query.cache.values()))
+
+    def elsewhere() -> list[tuple[int, str]]:
+        try:
+            return [(c.pk, c.practitioner.title) for c in query(ids)]
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(2) as pool:
+        got = list(pool.map(lambda _i: elsewhere(), range(4)))
+    expected = [(c.pk, c.practitioner.title) for c in Consultation.objects.filter(pk__in=ids).order_by("pk")]
+    assert got == [expected] * 4
+    assert query.compiled_shapes() == 1 and next(iter(query.cache.values())) is compiled
 
 
 @pytest.mark.django_db
