@@ -467,6 +467,7 @@ class Tally:
     receipts_sent: int = 0
     load_before: float = 0.0  # the machine's 1-minute load average before the clients connect
     load_after: float = 0.0
+    steal: float | None = None  # share of the machine's CPU time the hypervisor gave to others while sending
     server_cpu: float = 0.0  # CPU seconds of the server processes while sending and draining
     client_cpu: float = 0.0  # CPU seconds of this process (the clients) in the same time
     wall: float = 0.0
@@ -608,7 +609,7 @@ async def run_chat(
     await asyncio.wait_for(asyncio.gather(*(client.hello_done.wait() for client in clients)), RECEIVE_TIMEOUT)
     log(f"{tally.connected} sockets connected and said hello; sending for {seconds:.0f} s")
     rng = random.Random(4)  # load generation, not security
-    cpu_before, client_before = cpu_seconds(pids), time.process_time()
+    cpu_before, client_before, machine_before = cpu_seconds(pids), time.process_time(), machine_cpu()
     tally.first_send = time.monotonic()
     await asyncio.gather(*(paced(client.send_message, seconds, interval, rng, tally) for client in clients))
     # Stragglers: wait until every acked message reached the other side (or the drain time is over).
@@ -623,6 +624,7 @@ async def run_chat(
     tally.client_cpu = time.process_time() - client_before
     tally.wall = time.monotonic() - tally.first_send
     tally.load_after = os.getloadavg()[0]
+    tally.steal = stolen(machine_before, machine_cpu())
     for client in clients:
         client.closing = True
         await client.ws.close()
@@ -730,6 +732,25 @@ async def run_redis_baseline(consultations: int, seconds: float, interval: float
 
 
 # --- report ---------------------------------------------------------------------------------------
+
+
+def machine_cpu() -> list[int] | None:
+    """The machine's CPU time counters (the ``cpu`` line of /proc/stat, in ticks), or None off Linux."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            first = stat.readline().split()
+    except OSError:
+        return None
+    return [int(value) for value in first[1:9]] if first and first[0] == "cpu" else None
+
+
+def stolen(before: list[int] | None, after: list[int] | None) -> float | None:
+    """The share of CPU time the hypervisor gave to other machines between two readings (``steal``, the
+    8th counter): on a shared virtual machine the same run is slower when it is high, whatever the code."""
+    if before is None or after is None:
+        return None
+    total = sum(after) - sum(before)
+    return (after[7] - before[7]) / total if total > 0 else None
 
 
 def machine() -> str:
@@ -862,7 +883,8 @@ def main() -> int:
         f"  CPU while sending+draining {chat.wall:.1f} s wall: servers {chat.server_cpu:.1f} s "
         f"({1000 * chat.server_cpu / stored:.2f} ms a message), PostgreSQL backends {database_cpu:.1f} s "
         f"(whole run), clients {chat.client_cpu:.1f} s; machine load average {chat.load_before:.1f} before, "
-        f"{chat.load_after:.1f} after"
+        f"{chat.load_after:.1f} after; CPU time stolen by the hypervisor "
+        f"{'n/a' if chat.steal is None else f'{100 * chat.steal:.1f}%'}"
     )
     db_bad = (
         checks["acked_not_stored"]
