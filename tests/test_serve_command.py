@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -92,6 +93,8 @@ def test_serve_migrates_and_answers_with_uvicorn(served: Served) -> None:
     assert response.headers["server"] == "uvicorn"
     # --port wins over NETHOSPITAL_PORT (set to 1 in this environment).
     assert f"Net Hospital: {served.base}/ (uvicorn, 1 worker(s)" in served.log()
+    # The served process froze its start-up objects for the garbage collector (core.gcpolicy).
+    assert re.search(r"garbage collector: \d{5,} start-up objects frozen, thresholds 700/10/10", served.log())
     # Migrated into the SQLite file under NETHOSPITAL_VAR_DIR, without the demo (--no-demo).
     database = served.var_dir / "nethospital.sqlite3"
     assert database.exists()
