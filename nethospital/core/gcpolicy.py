@@ -44,7 +44,7 @@ def parse_threshold(value: str) -> tuple[int, int, int] | None:
     if not value:
         return None
     parts = [part.strip() for part in value.split(",")]
-    if len(parts) != 3 or not all(part.isdigit() for part in parts):
+    if len(parts) != 3 or not all(part.isascii() and part.isdigit() for part in parts):
         raise ImproperlyConfigured(
             f"NETHOSPITAL_GC_THRESHOLD must be three whole numbers 'gen0,gen1,gen2', not {value!r}"
         )

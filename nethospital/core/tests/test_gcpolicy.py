@@ -95,7 +95,9 @@ def test_thresholds_are_read(value: str, expected: tuple[int, int, int] | None) 
     assert parse_threshold(value) == expected
 
 
-@pytest.mark.parametrize("value", ["700", "700,10", "a,b,c", "700,-1,10", "700,10,10,10", "0,10,10", "7.5,10,10"])
+@pytest.mark.parametrize(
+    "value", ["700", "700,10", "a,b,c", "700,-1,10", "700,10,10,10", "0,10,10", "7.5,10,10", "700,10,\u00b2"]
+)
 def test_malformed_thresholds_are_refused(value: str) -> None:
     with pytest.raises(ImproperlyConfigured, match="NETHOSPITAL_GC_THRESHOLD"):
         parse_threshold(value)
