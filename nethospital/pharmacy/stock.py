@@ -207,11 +207,17 @@ def supply_plan(pharmacy_id: int, prescription: Prescription) -> SupplyPlan:
 
 
 def otc_offers(pharmacy_id: int) -> list[tuple[Offer, int]]:
-    """Non-prescription products on sale at the pharmacy with the boxes available of each."""
+    """Non-prescription products on sale at the pharmacy with the boxes available of each (three queries,
+    however many products: the offers, the sellable boxes and the reserved ones, each grouped)."""
     offers = Offer.objects.filter(pharmacy_id=pharmacy_id, is_active=True, drug_pack__drug__is_prescription=False)
+    listed = list(offers.select_related("drug_pack__drug").order_by("drug_pack__drug__generic_name_en"))
+    if not listed:
+        return []
+    on_shelf = sellable_counts(pharmacy_id)
+    reserved = reserved_by_open_orders(pharmacy_id)
     result = []
-    for offer in offers.select_related("drug_pack__drug").order_by("drug_pack__drug__generic_name_en"):
-        left = available(pharmacy_id, offer.drug_pack_id)
+    for offer in listed:
+        left = max(0, on_shelf.get(offer.drug_pack_id, 0) - reserved.get(offer.drug_pack_id, 0))
         if left > 0:
             result.append((offer, left))
     return result

@@ -7,13 +7,24 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from nethospital.core import clock
 from nethospital.core.errors import DomainError
 from nethospital.core.models import AuditEntry
 from nethospital.pharmacy import actions, stock
 from nethospital.pharmacy.models import StockReceipt
-from nethospital.pharmacy.tests.conftest import NOON, SHIPPED, box_urn, case_of, element_string, manufacture
+from nethospital.pharmacy.tests.conftest import (
+    NOON,
+    SHIPPED,
+    box_urn,
+    case_of,
+    drug_pack,
+    element_string,
+    manufacture,
+)
+from nethospital.prescriptions.models import Drug
 from nethospital.traceability import recalls, state
 from nethospital.traceability.choices import AlertKind, PackStatus
 from nethospital.traceability.models import Alert, EPCISEvent, Pack
@@ -105,6 +116,38 @@ def test_expired_and_recalled_boxes_are_on_the_shelf_but_not_for_sale(world):
         assert stock.sellable_counts(world["pharmacy_a"].pk, NOON)[world["amlodipine"].pk] == 5
         tomorrow = NOON + dt.timedelta(days=1)
         assert stock.sellable_counts(world["pharmacy_a"].pk, tomorrow)[world["amlodipine"].pk] == 4
+
+
+def test_otc_offers_list_what_is_available_in_three_queries_however_many_products(world):
+    pharmacy = world["pharmacy_a"].pk
+
+    def offers() -> tuple[list[tuple[str, int]], int]:
+        with CaptureQueriesContext(connection) as queries:
+            listed = stock.otc_offers(pharmacy)
+        # the same figure, product by product, as the per-product reading
+        assert all(left == stock.available(pharmacy, offer.drug_pack_id) for offer, left in listed)
+        return [(offer.drug_pack.drug.code, left) for offer, left in listed], len(queries)
+
+    with clock.frozen(NOON):
+        one, queries_for_one = offers()
+        # amlodipine and simvastatin are on sale too, but need a prescription
+        assert one == [("t-loratadine-10", 3)]
+        cetirizine = Drug.objects.get(code="t-loratadine-10")
+        cetirizine.pk, cetirizine.code, cetirizine.generic_name_en = None, "t-cetirizine-10", "cetirizine tablets"
+        cetirizine.save()
+        pack = drug_pack(cetirizine, "20004", "8999104")
+        sold_out = drug_pack(cetirizine, "20005", "8999105", pack_size=12)
+        for product in (pack, sold_out):
+            actions.set_price(world["staff_a"], pharmacy, product.pk, "9.90")
+        boxes = manufacture(pack, 2, batch="CET1", expiry="2028-03-31")
+        trace_helpers.ship(boxes, time=SHIPPED)
+        actions.receive_stock(world["staff_a"], pharmacy, boxes)
+
+        three, queries_for_three = offers()
+
+    # a product on sale with no box left is not offered
+    assert three == [("t-cetirizine-10", 2), ("t-loratadine-10", 3)]
+    assert queries_for_three == queries_for_one == 3
 
 
 def test_who_may_receive_stock(world):
