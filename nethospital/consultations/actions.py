@@ -50,7 +50,7 @@ from nethospital.consultations.models import (
     VisitRecord,
 )
 from nethospital.consultations.prepared import Prepared
-from nethospital.core import audit, clock, context
+from nethospital.core import audit, bulk, clock, context
 from nethospital.core.errors import INVALID_INPUT, MFA_REQUIRED, NOT_FOUND, PERMISSION_DENIED, DomainError, ensure
 from nethospital.core.notify import notify
 from nethospital.directory.access import may_administer
@@ -806,7 +806,7 @@ def _store_accepted(
                 sent_at=now,
             )
         )
-    prepared.insert(rows)
+    bulk.insert(rows)
     touched = {consultation.pk: consultation for _index, consultation, _role, _f, _a in accepted}
     benches: dict[int, int] = {}
     _save_counters(touched, followups={c.pk for _i, c, _r, followup, _a in accepted if followup})

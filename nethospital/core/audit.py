@@ -17,7 +17,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
 
-from nethospital.core import clock, context
+from nethospital.core import bulk, clock, context
 from nethospital.core.choices import AuditOutcome
 from nethospital.core.models import AuditChainHead, AuditEntry
 
@@ -173,36 +173,6 @@ def _move_head(sequence: int, last_hash: str) -> None:
         )
 
 
-_insert_sql: dict[tuple[str, int], str] = {}
-
-
-def _insert(rows: list[AuditEntry]) -> None:
-    """``bulk_create`` of new entries as one ``INSERT ... VALUES``, its SQL built once per number of
-    entries (Django inserts several rows into PostgreSQL through ``UNNEST`` of arrays, which psycopg
-    dumps in Python: for a handful of entries that costs more than the statement). The entries' ids
-    are read back where the database can (as ``bulk_create`` does)."""
-    fields = [field for field in AuditEntry._meta.local_concrete_fields if not getattr(field, "db_returning", False)]
-    key = (connection.alias, len(rows))
-    sql = _insert_sql.get(key)
-    if sql is None:
-        quote = connection.ops.quote_name
-        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-        columns = ", ".join(quote(field.column) for field in fields)
-        sql = f"INSERT INTO {quote(AuditEntry._meta.db_table)} ({columns}) VALUES {', '.join([row] * len(rows))}"  # noqa: S608 - names from the model
-        if connection.features.can_return_rows_from_bulk_insert:
-            sql += f" RETURNING {quote(AuditEntry._meta.pk.column)}"
-        _insert_sql[key] = sql
-    params = [field.get_db_prep_save(field.pre_save(entry, True), connection) for entry in rows for field in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        keys = cursor.fetchall() if connection.features.can_return_rows_from_bulk_insert else []
-    for index, entry in enumerate(rows):
-        if keys:
-            entry.pk = keys[index][0]
-        entry._state.adding = False
-        entry._state.db = connection.alias
-
-
 def record_many(entries: list[Pending]) -> list[AuditEntry]:
     """Append several entries, in order, under one lock of the chain head: one insert and one head
     update for all of them. For actions that write many things in one transaction (the chat's group
@@ -218,7 +188,7 @@ def record_many(entries: list[Pending]) -> list[AuditEntry]:
             entry = _entry(pending, sequence + 1, previous_hash)
             sequence, previous_hash = entry.sequence, entry.entry_hash
             rows.append(entry)
-        _insert(rows)
+        bulk.insert(rows)
         _move_head(sequence, previous_hash)
     return rows
 

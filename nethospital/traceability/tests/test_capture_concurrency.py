@@ -38,31 +38,38 @@ def box(serial: int) -> str:
     return f"{GTIN_URN}.{serial}"
 
 
-def commissioning(serial: int, minutes: int) -> dict[str, Any]:
+def object_event(serial: int, at: dt.timedelta, **fields: Any) -> dict[str, Any]:
+    """An ObjectEvent for one box, ``at`` after the first day's start."""
     return {
         "type": "ObjectEvent",
-        "action": "ADD",
-        "bizStep": "commissioning",
-        "disposition": "active",
         "epcList": [box(serial)],
-        "eventTime": (DAY + dt.timedelta(minutes=minutes)).isoformat(),
+        "eventTime": (DAY + at).isoformat(),
         "eventTimeZoneOffset": "+08:00",
-        "bizLocation": {"id": FACTORY},
-        "ilmd": {"cbvmda:lotNumber": "L1", "cbvmda:itemExpirationDate": "2028-11-01"},
+        **fields,
     }
+
+
+def commissioning(serial: int, minutes: int) -> dict[str, Any]:
+    return object_event(
+        serial,
+        dt.timedelta(minutes=minutes),
+        action="ADD",
+        bizStep="commissioning",
+        disposition="active",
+        bizLocation={"id": FACTORY},
+        ilmd={"cbvmda:lotNumber": "L1", "cbvmda:itemExpirationDate": "2028-11-01"},
+    )
 
 
 def dispensing(serial: int, minutes: int, location: str) -> dict[str, Any]:
-    return {
-        "type": "ObjectEvent",
-        "action": "OBSERVE",
-        "bizStep": "dispensing",
-        "disposition": "dispensed",
-        "epcList": [box(serial)],
-        "eventTime": (DAY + dt.timedelta(hours=5, minutes=minutes)).isoformat(),
-        "eventTimeZoneOffset": "+08:00",
-        "bizLocation": {"id": location},
-    }
+    return object_event(
+        serial,
+        dt.timedelta(hours=5, minutes=minutes),
+        action="OBSERVE",
+        bizStep="dispensing",
+        disposition="dispensed",
+        bizLocation={"id": location},
+    )
 
 
 def document(events: list[dict[str, Any]]) -> dict[str, Any]:
